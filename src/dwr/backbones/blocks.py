@@ -1,0 +1,120 @@
+"""Building blocks shared by every family.
+
+- :class:`Stem`: the real-valued first convolution (+ BN, activation, optional max-pool).
+- :class:`BinaryUnit`: ``act(BN(binconv3x3(shift(x))) + shortcut(x))`` -- one binary conv with
+  its own shortcut (IR-Net/Bi-Real/ReActNet); with ``residual=False`` it is VGG's conv unit.
+- :class:`Shortcut`: identity, real 1x1 conv + BN, avg-pool + 1x1 conv + BN, or parameter-free
+  zero padding (ResNet-20's option A).
+- :class:`Head`: global average pool and the real-valued classifier.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dwr.backbones.methods import Method, activation, input_shift
+from dwr.binary import BinaryConv2d
+
+
+class Stem(nn.Module):
+    """Real-valued first conv: 3x3 stride 1 (CIFAR) or 7x7 stride 2 + 3x3 max-pool (ImageNet)."""
+
+    def __init__(self, kind: str, in_channels: int, width: int, method: Method) -> None:
+        super().__init__()
+        if kind == "imagenet":
+            self.conv = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
+            pool: nn.Module = nn.MaxPool2d(3, 2, 1)
+        else:
+            self.conv = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
+            pool = nn.MaxPool2d(2) if kind == "cifar_pool" else nn.Identity()
+        self.bn = nn.BatchNorm2d(width)
+        self.act = activation(method, width)
+        self.pool = pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.act(self.bn(self.conv(x))))
+
+
+class ZeroPadShortcut(nn.Module):
+    """Option-A shortcut: subsample by the stride, then zero-pad (or drop) channels."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride > 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        extra = self.out_channels - self.in_channels
+        if extra > 0:
+            x = F.pad(x, (0, 0, 0, 0, extra // 2, extra - extra // 2))
+        elif extra < 0:  # widths that shrink keep the first channels
+            x = x[:, : self.out_channels]
+        return x
+
+
+def make_shortcut(kind: str, in_channels: int, out_channels: int, stride: int) -> nn.Module:
+    """Identity when shapes match; otherwise the spec's (real-valued) downsampling shortcut."""
+    if stride == 1 and in_channels == out_channels:
+        return nn.Identity()
+    if kind == "zero_pad":
+        return ZeroPadShortcut(in_channels, out_channels, stride)
+    layers: list[nn.Module] = []
+    if kind == "avgpool_conv" and stride > 1:
+        layers.append(nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False))
+        stride = 1
+    layers += [
+        nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+        nn.BatchNorm2d(out_channels),
+    ]
+    return nn.Sequential(*layers)
+
+
+class BinaryUnit(nn.Module):
+    """One binary 3x3 convolution: ``act(BN(conv(shift(x))) + shortcut(x))``."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int,
+        method: Method,
+        binary: bool,
+        shortcut: str | None,
+    ) -> None:
+        super().__init__()
+        self.shift = input_shift(method, in_channels)
+        self.conv = BinaryConv2d(
+            in_channels,
+            out_channels,
+            3,
+            stride,
+            1,
+            input_binarizer=method.input_binarizer if binary else None,
+            weight_binarizer=method.weight_binarizer if binary else None,
+        )
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.shortcut = (
+            None if shortcut is None else make_shortcut(shortcut, in_channels, out_channels, stride)
+        )
+        self.act = activation(method, out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn(self.conv(self.shift(x)))
+        if self.shortcut is not None:
+            out = out + self.shortcut(x)
+        return self.act(out)
+
+
+class Head(nn.Module):
+    """Global average pool, flatten, real-valued linear classifier."""
+
+    def __init__(self, in_channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(in_channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(x), 1))

@@ -1,0 +1,87 @@
+"""ResNet family: CIFAR ResNet-18/20 (IR-Net/DWR blocks), Bi-Real and ReActNet ResNet-18/34.
+
+CIFAR depths count basic blocks of two binary 3x3 units; Bi-Real/ReActNet depths count single
+binary units (each with its own shortcut), as in those papers' code. The ``*_dwr`` depths and
+widths are those of the DWR authors' released code.
+"""
+
+from __future__ import annotations
+
+from dwr.backbones.registry import register_model
+from dwr.backbones.spec import BackboneSpec
+
+
+def _cifar(name: str, depths, widths, shortcut: str = "conv", stem_width: int | None = None):
+    return BackboneSpec(
+        family="resnet",
+        depths=depths,
+        widths=widths,
+        strides=(1,) + (2,) * (len(widths) - 1),
+        stem_width=stem_width or widths[0],
+        stem="cifar",
+        shortcut=shortcut,
+        method="irnet",
+        num_classes=10,
+        name=name,
+    )
+
+
+def _imagenet(name: str, depths, widths, method: str) -> BackboneSpec:
+    return BackboneSpec(
+        family="resnet",
+        depths=depths,
+        widths=widths,
+        strides=(1, 2, 2, 2),
+        stem_width=64,
+        stem="imagenet",
+        shortcut="avgpool_conv",
+        block_convs=1,
+        method=method,
+        num_classes=1000,
+        name=name,
+    )
+
+
+@register_model
+def resnet18_cifar() -> BackboneSpec:
+    return _cifar("resnet18_cifar", (2, 2, 2, 2), (64, 128, 256, 512))
+
+
+@register_model
+def resnet18_cifar_dwr() -> BackboneSpec:
+    return _cifar("resnet18_cifar_dwr", (1, 1, 1, 1), (120, 222, 290, 458), stem_width=64)
+
+
+@register_model
+def resnet20_cifar() -> BackboneSpec:
+    return _cifar("resnet20_cifar", (3, 3, 3), (16, 32, 64), shortcut="zero_pad")
+
+
+@register_model
+def resnet20_cifar_dwr() -> BackboneSpec:
+    return _cifar("resnet20_cifar_dwr", (1, 1, 1), (16, 78, 134), "zero_pad", stem_width=16)
+
+
+@register_model
+def birealnet18() -> BackboneSpec:
+    return _imagenet("birealnet18", (4, 4, 4, 4), (64, 128, 256, 512), "bireal")
+
+
+@register_model
+def birealnet18_dwr() -> BackboneSpec:
+    return _imagenet("birealnet18_dwr", (2, 2, 2, 2), (96, 168, 378, 866), "bireal")
+
+
+@register_model
+def birealnet34() -> BackboneSpec:
+    return _imagenet("birealnet34", (6, 8, 12, 6), (64, 128, 256, 512), "bireal")
+
+
+@register_model
+def reactnet18() -> BackboneSpec:
+    return _imagenet("reactnet18", (4, 4, 4, 4), (64, 128, 256, 512), "reactnet")
+
+
+@register_model
+def reactnet18_dwr() -> BackboneSpec:
+    return _imagenet("reactnet18_dwr", (2, 2, 2, 2), (116, 188, 408, 910), "reactnet")

@@ -1,0 +1,95 @@
+"""``dwr models`` and ``dwr summary``: what the registry holds and what a backbone costs."""
+
+from __future__ import annotations
+
+import argparse
+
+from dwr.backbones import get_spec, list_models
+from dwr.cli.options import add_model_arguments, print_json, spec_from_args
+from dwr.cost import count_cost
+from dwr.errors import DwrError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list registered backbones")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run_models)
+
+    p = sub.add_parser("summary", help="per-layer cost table of a backbone")
+    add_model_arguments(p)
+    p.add_argument("--input-size", type=int, nargs=3, metavar=("C", "H", "W"))
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_summary)
+
+
+def run_models(args: argparse.Namespace) -> int:
+    rows = []
+    for name in list_models():
+        spec = get_spec(name)
+        rows.append(
+            {
+                "name": name,
+                "family": spec.family,
+                "method": spec.method,
+                "depths": list(spec.depths),
+                "widths": list(spec.widths),
+            }
+        )
+    if args.json:
+        print_json(rows)
+    else:
+        for r in rows:
+            print(
+                f"{r['name']:22s} {r['family']:7s} {r['method']:9s} "
+                f"depths={r['depths']} widths={r['widths']}"
+            )
+    return 0
+
+
+def _fmt(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3f}{unit}"
+    return f"{n:.0f}"
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    spec = spec_from_args(args)
+    input_size = tuple(args.input_size) if args.input_size else spec.input_size
+    if input_size[0] != spec.in_channels:
+        raise DwrError(
+            f"--input-size has {input_size[0]} channels but {spec.name} takes {spec.in_channels}"
+        )
+    report = count_cost(spec, input_size)
+    if args.json:
+        print_json(
+            {
+                "model": spec.name,
+                "depths": list(spec.depths),
+                "widths": list(spec.widths),
+                **report.to_dict(),
+                "spec": spec.to_dict(),
+            }
+        )
+        return 0
+    print(
+        f"{spec.name}  depths={list(spec.depths)} widths={list(spec.widths)} "
+        f"method={spec.method} binary={spec.binary} input={list(input_size)}"
+    )
+    header = f"{'layer':36s} {'kind':6s} {'output':>16s} {'MACs':>10s} {'params':>9s}"
+    print(header)
+    print("-" * len(header))
+    for layer in report.layers:
+        shape = "x".join(map(str, layer.out_shape))
+        print(
+            f"{layer.name:36s} {layer.kind:6s} {shape:>16s} {_fmt(layer.macs):>10s} "
+            f"{_fmt(layer.params):>9s}"
+        )
+    print("-" * len(header))
+    t = report.totals()
+    print(
+        f"BOPs {_fmt(t['bops'])}  FLOPs {_fmt(t['flops'])}  OPs {_fmt(t['ops'])}  "
+        f"params {_fmt(t['params'])} (binary {_fmt(t['binary_params'])})  "
+        f"storage {t['storage_bytes'] / 2**20:.2f} MiB  activations {_fmt(t['activations'])}"
+    )
+    return 0
