@@ -1,0 +1,182 @@
+// Python bindings of the bit-packed kernels (module dwr.engine._kernels).
+// Every entry point checks shapes before touching memory and releases the GIL while it runs.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "conv.h"
+#include "threads.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+template <typename T, typename Shape = void>
+using Arr = nb::ndarray<T, nb::c_contig, nb::device::cpu>;
+
+namespace {
+
+void require(bool ok, const std::string& msg) {
+  if (!ok) throw std::invalid_argument(msg);
+}
+
+template <typename T>
+const T* optional_vec(const Arr<const T>& a, size_t n, const char* what) {
+  if (!a.is_valid()) return nullptr;
+  require(a.ndim() == 1 && a.shape(0) == n,
+          std::string(what) + " must have one value per channel");
+  return a.data();
+}
+
+dwr::ConvGeom geometry(const Arr<const uint64_t>& in, const Arr<const uint64_t>& w,
+                       const Arr<const int32_t>& wpop, int C, int k, int stride, int pad) {
+  require(in.ndim() == 4, "packed input must be [N, H, W, words]");
+  require(w.ndim() == 2 && wpop.ndim() == 2, "packed weight must be 2-D");
+  require(C >= 1 && k >= 1 && stride >= 1 && pad >= 0 && pad < k, "bad conv parameters");
+  dwr::ConvGeom g{};
+  g.N = static_cast<int>(in.shape(0));
+  g.H = static_cast<int>(in.shape(1));
+  g.W = static_cast<int>(in.shape(2));
+  g.Cw = static_cast<int>(in.shape(3));
+  g.C = C;
+  require(g.Cw == (C + 63) / 64, "packed input has the wrong number of words per pixel");
+  g.O = static_cast<int>(wpop.shape(0));
+  g.T = k * k;
+  require(static_cast<int>(wpop.shape(1)) == g.T, "weight popcounts must be [O, k*k]");
+  g.Op = (g.O + 3) / 4 * 4;
+  g.Kp = (g.T * g.Cw + 3) / 4 * 4;
+  require(static_cast<int>(w.shape(0)) == g.Op && static_cast<int>(w.shape(1)) == g.Kp,
+          "packed weight must be [ceil4(O), ceil4(k*k*words)]");
+  g.k = k;
+  g.stride = stride;
+  g.pad = pad;
+  require(g.H + 2 * pad >= k && g.W + 2 * pad >= k, "input smaller than the kernel");
+  g.OH = (g.H + 2 * pad - k) / stride + 1;
+  g.OW = (g.W + 2 * pad - k) / stride + 1;
+  return g;
+}
+
+template <typename T>
+void check_out(const Arr<T>& out, const dwr::ConvGeom& g, size_t last, const char* what) {
+  require(out.ndim() == 4 && out.shape(0) == static_cast<size_t>(g.N) &&
+              out.shape(1) == static_cast<size_t>(g.OH) &&
+              out.shape(2) == static_cast<size_t>(g.OW) && out.shape(3) == last,
+          std::string(what) + " has the wrong shape");
+}
+
+}  // namespace
+
+NB_MODULE(_kernels, m) {
+  m.doc() = "Bit-packed XNOR/popcount kernels of the dwr inference engine.";
+
+  m.def(
+      "conv_int",
+      [](Arr<const uint64_t> in, Arr<const uint64_t> w, Arr<const int32_t> wpop, int C, int k,
+         int stride, int pad, Arr<int32_t> out) {
+        const dwr::ConvGeom g = geometry(in, w, wpop, C, k, stride, pad);
+        check_out(out, g, g.O, "output");
+        dwr::Epilogue ep;
+        ep.mode = dwr::MODE_INT;
+        ep.out_int = out.data();
+        nb::gil_scoped_release release;
+        dwr::binary_conv(g, in.data(), w.data(), wpop.data(), ep);
+      },
+      "x"_a, "w"_a, "wpop"_a, "C"_a, "k"_a, "stride"_a, "pad"_a, "out"_a,
+      "Integer ±1 convolution: out[n,y,x,o] = sum over valid taps of x*w.");
+
+  m.def(
+      "conv_float",
+      [](Arr<const uint64_t> in, Arr<const uint64_t> w, Arr<const int32_t> wpop, int C, int k,
+         int stride, int pad, Arr<const float> scale, Arr<const float> bias,
+         Arr<const float> residual, int act, Arr<const float> act_in,
+         Arr<const float> act_slope, Arr<const float> act_out, Arr<float> out) {
+        const dwr::ConvGeom g = geometry(in, w, wpop, C, k, stride, pad);
+        check_out(out, g, g.O, "output");
+        dwr::Epilogue ep;
+        ep.mode = dwr::MODE_FLOAT;
+        ep.out_float = out.data();
+        ep.scale = optional_vec(scale, g.O, "scale");
+        ep.bias = optional_vec(bias, g.O, "bias");
+        require(ep.scale && ep.bias, "scale and bias are required");
+        if (residual.is_valid()) {
+          check_out(residual, g, g.O, "residual");
+          ep.residual = residual.data();
+        }
+        require(act >= 0 && act <= 2, "unknown activation");
+        ep.act = act;
+        if (act == dwr::ACT_RPRELU) {
+          ep.act_in = optional_vec(act_in, g.O, "act_in");
+          ep.act_slope = optional_vec(act_slope, g.O, "act_slope");
+          ep.act_out = optional_vec(act_out, g.O, "act_out");
+          require(ep.act_in && ep.act_slope && ep.act_out, "RPReLU needs its three vectors");
+        }
+        nb::gil_scoped_release release;
+        dwr::binary_conv(g, in.data(), w.data(), wpop.data(), ep);
+      },
+      "x"_a, "w"_a, "wpop"_a, "C"_a, "k"_a, "stride"_a, "pad"_a, "scale"_a, "bias"_a,
+      "residual"_a.none(), "act"_a, "act_in"_a.none(), "act_slope"_a.none(),
+      "act_out"_a.none(), "out"_a,
+      "act(scale*dot + bias + residual) as float NHWC.");
+
+  m.def(
+      "conv_bits",
+      [](Arr<const uint64_t> in, Arr<const uint64_t> w, Arr<const int32_t> wpop, int C, int k,
+         int stride, int pad, Arr<const int32_t> thr, Arr<const uint8_t> flip,
+         Arr<uint64_t> out) {
+        const dwr::ConvGeom g = geometry(in, w, wpop, C, k, stride, pad);
+        check_out(out, g, static_cast<size_t>((g.O + 63) / 64), "output");
+        dwr::Epilogue ep;
+        ep.mode = dwr::MODE_BITS;
+        ep.out_bits = out.data();
+        ep.thr = optional_vec(thr, g.O, "thr");
+        ep.flip = optional_vec(flip, g.O, "flip");
+        require(ep.thr && ep.flip, "thresholds are required");
+        nb::gil_scoped_release release;
+        dwr::binary_conv(g, in.data(), w.data(), wpop.data(), ep);
+      },
+      "x"_a, "w"_a, "wpop"_a, "C"_a, "k"_a, "stride"_a, "pad"_a, "thr"_a, "flip"_a, "out"_a,
+      "Sign bits of the next layer: +1 iff (flip ? dot <= thr : dot >= thr).");
+
+  m.def(
+      "pack_signs",
+      [](Arr<const float> x, Arr<const float> shift, Arr<uint64_t> out) {
+        require(x.ndim() >= 1 && x.ndim() == out.ndim(), "x and out must have the same rank");
+        const size_t C = x.shape(x.ndim() - 1);
+        int64_t P = 1;
+        for (size_t d = 0; d + 1 < x.ndim(); ++d) {
+          require(x.shape(d) == out.shape(d), "x and out shapes differ");
+          P *= static_cast<int64_t>(x.shape(d));
+        }
+        require(C >= 1 && out.shape(out.ndim() - 1) == (C + 63) / 64,
+                "out must have ceil(C/64) words per pixel");
+        const float* s = optional_vec(shift, C, "shift");
+        nb::gil_scoped_release release;
+        dwr::pack_signs(x.data(), s, P, static_cast<int>(C), out.data());
+      },
+      "x"_a, "shift"_a.none(), "out"_a, "Pack !(x + shift >= 0) along the last axis.");
+
+  m.def(
+      "pool_bits_2x2",
+      [](Arr<const uint64_t> in, Arr<uint64_t> out) {
+        require(in.ndim() == 4 && out.ndim() == 4, "bits must be [N, H, W, words]");
+        require(out.shape(0) == in.shape(0) && out.shape(1) == in.shape(1) / 2 &&
+                    out.shape(2) == in.shape(2) / 2 && out.shape(3) == in.shape(3),
+                "pooled bits have the wrong shape");
+        nb::gil_scoped_release release;
+        dwr::pool_bits_2x2(in.data(), static_cast<int>(in.shape(0)),
+                           static_cast<int>(in.shape(1)), static_cast<int>(in.shape(2)),
+                           static_cast<int>(in.shape(3)), out.data());
+      },
+      "x"_a, "out"_a);
+
+  m.def("set_num_threads", [](int n) {
+    require(n >= 1, "threads must be >= 1");
+    nb::gil_scoped_release release;
+    dwr::set_num_threads(n);
+  });
+  m.def("get_num_threads", &dwr::get_num_threads);
+  m.def("isa", &dwr::kernel_isa, "Which popcount kernel runs: 'avx2' or 'portable'.");
+  m.def("force_portable", &dwr::force_portable, "Use the portable kernel even on AVX2 CPUs.");
+}

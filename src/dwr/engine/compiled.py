@@ -1,0 +1,339 @@
+"""A compiled model: run the op list on NCHW input, save and load it as one file.
+
+File layout (little endian)::
+
+    magic    8 bytes   b"DWRENGN\\0"
+    version  u32       FORMAT_VERSION (a newer one is refused)
+    reserved u32       0
+    hlen     u64       bytes of the JSON header
+    plen     u64       bytes of the array payload
+    sha256   32 bytes  of header + payload
+    header   JSON      {"spec": ..., "ops": [{"kind", "name", "meta", "arrays": {name:
+                       {"dtype", "shape", "offset"}}}]}
+    payload            the arrays, each 64-byte aligned
+
+Everything is parsed and checked in Python (sizes, checksum, dtypes, shapes, offsets, then
+each op's own consistency), so the C++ kernels never see a malformed plan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from typing import Any
+
+import numpy as np
+import torch
+
+from dwr.backbones.spec import BackboneSpec
+from dwr.engine import _kernels
+from dwr.engine.ops import OP_TYPES, BinaryConv, FloatConv, Head, MaxPool2, Op, State
+from dwr.engine.pack import words
+from dwr.errors import DwrError
+
+MAGIC = b"DWRENGN\0"
+FORMAT_VERSION = 1
+_PREFIX = struct.Struct("<8sIIQQ32s")
+_DTYPES = {"float32", "int32", "uint8", "uint64"}
+_ALIGN = 64
+
+
+def set_num_threads(n: int) -> None:
+    """Threads of the binary kernels (the float parts follow ``torch.set_num_threads``)."""
+    if int(n) < 1:
+        raise DwrError(f"threads must be >= 1, got {n}")
+    _kernels.set_num_threads(int(n))
+
+
+class CompiledModel:
+    """A backbone compiled to bit-packed binary convolutions; call it on NCHW float32 input."""
+
+    def __init__(self, ops: list[Op], spec: BackboneSpec | None = None) -> None:
+        self.ops = list(ops)
+        self.spec = spec
+        self._check_chain()
+
+    # -- structure --------------------------------------------------------------------------
+    def _check_chain(self) -> None:
+        ops = self.ops
+        if len(ops) < 2 or not isinstance(ops[0], FloatConv) or not isinstance(ops[-1], Head):
+            raise DwrError("a compiled model must start with the stem and end with the head")
+        channels, bits = ops[0].out_channels, False
+        for op in ops[1:]:
+            if isinstance(op, (FloatConv, Head)) and op is not ops[-1]:
+                raise DwrError(f"{op.name}: unexpected {op.kind} in the middle of the plan")
+            if isinstance(op, BinaryConv):
+                if op.in_channels != channels:
+                    raise DwrError(
+                        f"{op.name}: takes {op.in_channels} channels but gets {channels}"
+                    )
+                if bits and (op.shift is not None or op.shortcut != "none"):
+                    raise DwrError(f"{op.name}: needs float input but gets sign bits")
+                channels, bits = op.out_channels, op.out == "bits"
+            elif isinstance(op, MaxPool2):
+                if op.on_bits != bits:
+                    raise DwrError(f"{op.name}: pool and its input disagree on bits vs floats")
+            elif isinstance(op, Head):
+                if bits or op.in_channels != channels:
+                    raise DwrError(f"{op.name}: classifier takes {op.in_channels} channels")
+        if self.spec is not None and ops[0].in_channels != self.spec.in_channels:
+            raise DwrError("the stem does not match the spec's input channels")
+
+    @property
+    def in_channels(self) -> int:
+        return self.ops[0].in_channels
+
+    @property
+    def num_classes(self) -> int:
+        return self.ops[-1].w.shape[0]
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One row per op: name, kind and (binary convs) channels, stride and output mode."""
+        rows = []
+        for op in self.ops:
+            row: dict[str, Any] = {"name": op.name, "kind": op.kind, **op.meta()}
+            rows.append(row)
+        return rows
+
+    # -- inference --------------------------------------------------------------------------
+    def _input(self, x: Any) -> np.ndarray:
+        if isinstance(x, torch.Tensor):
+            if x.dtype != torch.float32:
+                raise DwrError(f"input must be float32, got tensor of dtype {x.dtype}")
+            if x.requires_grad:
+                x = x.detach()
+            x = x.cpu()
+            if x.dim() != 4:
+                raise DwrError(f"input must be NCHW (4-D), got shape {tuple(x.shape)}")
+            arr = x.permute(0, 2, 3, 1).contiguous().numpy()
+        elif isinstance(x, np.ndarray):
+            if x.dtype != np.float32:
+                raise DwrError(f"input must be float32, got array of dtype {x.dtype}")
+            if x.ndim != 4:
+                raise DwrError(f"input must be NCHW (4-D), got shape {x.shape}")
+            arr = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        else:
+            raise DwrError(f"input must be a numpy array or torch tensor, got {type(x).__name__}")
+        n, h, w, c = arr.shape
+        if c != self.in_channels:
+            raise DwrError(f"input has {c} channels, the model takes {self.in_channels} (NCHW)")
+        if n < 1 or h < 1 or w < 1:
+            raise DwrError(f"input must be non-empty, got NCHW shape {(n, c, h, w)}")
+        self._check_size(h, w)
+        return arr
+
+    def _check_size(self, h: int, w: int) -> None:
+        stem = self.ops[0]
+        size = [h, w]
+        k = stem.w.shape[2]
+        for op in self.ops:
+            if isinstance(op, FloatConv):
+                size = [(s + 2 * op.pad - k) // op.stride + 1 for s in size]
+                if op.pool == "max3":
+                    size = [(s - 1) // 2 + 1 for s in size]
+                elif op.pool == "max2":
+                    size = [s // 2 for s in size]
+            elif isinstance(op, BinaryConv):
+                if min(size) + 2 * op.pad < op.k:
+                    size = [0, 0]
+                else:
+                    size = list(op.out_size(*size))
+            elif isinstance(op, MaxPool2):
+                size = [s // 2 for s in size]
+            if min(size) < 1:
+                raise DwrError(f"input {h}x{w} is too small: it shrinks below 1 pixel at {op.name}")
+
+    def __call__(self, x: Any) -> Any:
+        """Logits ``[N, classes]`` for NCHW float32 ``x`` (a tensor in, a tensor out)."""
+        as_tensor = isinstance(x, torch.Tensor)
+        st = State(x=self._input(x))
+        with torch.inference_mode():
+            for op in self.ops:
+                st = op.run(st)
+        logits = st.x
+        return torch.from_numpy(logits) if as_tensor else logits
+
+    # -- files ------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the plan to one file (see the module docstring for the layout)."""
+        entries, chunks, offset = [], [], 0
+        for op in self.ops:
+            arrays = {}
+            for name, arr in op.arrays().items():
+                arr = np.ascontiguousarray(arr)
+                data = arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
+                pad = (-offset) % _ALIGN
+                chunks.append(b"\0" * pad)
+                offset += pad
+                arrays[name] = {"dtype": arr.dtype.name, "shape": list(arr.shape), "offset": offset}
+                chunks.append(data)
+                offset += len(data)
+            entries.append({"kind": op.kind, "name": op.name, "meta": op.meta(), "arrays": arrays})
+        header = json.dumps(
+            {"spec": self.spec.to_dict() if self.spec else None, "ops": entries}
+        ).encode()
+        payload = b"".join(chunks)
+        digest = hashlib.sha256(header + payload).digest()
+        prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, 0, len(header), len(payload), digest)
+        tmp = f"{os.fspath(path)}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(prefix + header + payload)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> CompiledModel:
+        """Read a file written by :meth:`save`; any damage raises :class:`DwrError`."""
+        try:
+            with open(path, "rb") as f:
+                blob = f.read()
+        except OSError as exc:
+            raise DwrError(f"cannot read engine file {os.fspath(path)!r}: {exc}") from None
+        return cls.from_bytes(blob, os.fspath(path))
+
+    @classmethod
+    def from_bytes(cls, blob: bytes, where: str = "<bytes>") -> CompiledModel:
+        def bad(why: str) -> DwrError:
+            return DwrError(f"{where} is not a valid dwr engine file: {why}")
+
+        if len(blob) < _PREFIX.size:
+            raise bad(f"truncated ({len(blob)} bytes)")
+        magic, version, _, hlen, plen, digest = _PREFIX.unpack_from(blob)
+        if magic != MAGIC:
+            raise bad("wrong magic bytes")
+        if version > FORMAT_VERSION:
+            raise DwrError(
+                f"{where} was written by a newer dwr (engine format {version}; this version "
+                f"reads up to {FORMAT_VERSION}); upgrade dwr to load it"
+            )
+        if version < 1:
+            raise bad(f"unknown format version {version}")
+        if _PREFIX.size + hlen + plen != len(blob):
+            raise bad(
+                f"truncated or padded ({len(blob)} bytes, expected {_PREFIX.size + hlen + plen})"
+            )
+        body = blob[_PREFIX.size :]
+        if hashlib.sha256(body).digest() != digest:
+            raise bad("checksum mismatch (the file is corrupted)")
+        try:
+            header = json.loads(body[:hlen].decode())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise bad(f"unreadable header ({exc})") from None
+        payload = memoryview(body)[hlen:]
+        try:
+            return cls._from_header(header, payload)
+        except DwrError as exc:
+            raise bad(str(exc)) from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise bad(f"malformed plan ({type(exc).__name__}: {exc})") from None
+
+    @classmethod
+    def _from_header(cls, header: dict, payload: memoryview) -> CompiledModel:
+        if not isinstance(header, dict) or not isinstance(header.get("ops"), list):
+            raise DwrError("header has no op list")
+        spec = None if header.get("spec") is None else BackboneSpec.from_dict(header["spec"])
+        ops: list[Op] = []
+        for entry in header["ops"]:
+            kind = entry["kind"]
+            if kind not in OP_TYPES:
+                raise DwrError(f"unknown op kind {kind!r}")
+            arrays = {k: _array(v, payload) for k, v in dict(entry["arrays"]).items()}
+            ops.append(_rebuild(OP_TYPES[kind], str(entry["name"]), dict(entry["meta"]), arrays))
+        return cls(ops, spec)
+
+
+def _array(desc: dict, payload: memoryview) -> np.ndarray:
+    dtype, shape, offset = desc["dtype"], desc["shape"], desc["offset"]
+    if dtype not in _DTYPES:
+        raise DwrError(f"array dtype {dtype!r} not allowed")
+    if not isinstance(shape, list) or not all(isinstance(s, int) and 0 <= s < 2**31 for s in shape):
+        raise DwrError(f"bad array shape {shape!r}")
+    if not isinstance(offset, int) or offset < 0:
+        raise DwrError(f"bad array offset {offset!r}")
+    dt = np.dtype(dtype).newbyteorder("<")
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+    if offset + nbytes > len(payload):
+        raise DwrError("array extends past the end of the payload")
+    arr = np.frombuffer(payload, dtype=dt, count=nbytes // dt.itemsize, offset=offset)
+    return arr.reshape(shape).astype(dt.newbyteorder("="), copy=True)
+
+
+_ACT_KEYS = ("act_in", "act_slope", "act_out")
+
+
+def _rebuild(cls: type[Op], name: str, meta: dict, arrays: dict[str, np.ndarray]) -> Op:
+    def need(key: str) -> np.ndarray:
+        if key not in arrays:
+            raise DwrError(f"{name}: missing array {key!r}")
+        return arrays[key]
+
+    def num(key: str, lo: int = 0, hi: int = 1 << 20) -> int:
+        v = meta.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            raise DwrError(f"{name}: bad {key} {v!r}")
+        return v
+
+    def text(key: str) -> str:
+        v = meta.get(key)
+        if not isinstance(v, str):
+            raise DwrError(f"{name}: bad {key} {v!r}")
+        return v
+
+    if cls is FloatConv:
+        act = text("act")
+        rprelu = tuple(need(k) for k in _ACT_KEYS) if act == "rprelu" else None
+        w = need("w")
+        if w.ndim != 4 or w.shape[2] != w.shape[3]:
+            raise DwrError(f"{name}: stem weight must be [O, C, k, k]")
+        return FloatConv(
+            name,
+            w=w,
+            b=need("b"),
+            stride=num("stride", 1, 64),
+            pad=num("pad", 0, 64),
+            act=act,
+            rprelu=rprelu,
+            pool=text("pool"),
+        )
+    if cls is BinaryConv:
+        act = text("act")
+        out = text("out")
+        shortcut = text("shortcut")
+        conv_sc = shortcut in ("conv", "avgpool_conv")
+        return BinaryConv(
+            name,
+            in_channels=num("in_channels", 1, 1 << 16),
+            out_channels=num("out_channels", 1, 1 << 16),
+            k=num("k", 1, 7),
+            stride=num("stride", 1, 64),
+            pad=num("pad", 0, 6),
+            wbits=need("wbits"),
+            wpop=need("wpop"),
+            scale=need("scale"),
+            bias=need("bias"),
+            shift=arrays.get("shift"),
+            shortcut=shortcut,
+            sc_stride=num("sc_stride", 1, 64),
+            sc_w=need("sc_w") if conv_sc else None,
+            sc_b=need("sc_b") if conv_sc else None,
+            act=act,
+            rprelu=tuple(need(k) for k in _ACT_KEYS) if act == "rprelu" else None,
+            out=out,
+            thr=need("thr") if out == "bits" else None,
+            flip=need("flip") if out == "bits" else None,
+        )
+    if cls is MaxPool2:
+        on_bits = meta.get("on_bits")
+        if not isinstance(on_bits, bool):
+            raise DwrError(f"{name}: bad on_bits {on_bits!r}")
+        return MaxPool2(name, on_bits=on_bits)
+    return Head(name, w=need("w"), b=need("b"))
+
+
+def load(path: str | os.PathLike) -> CompiledModel:
+    """Load a compiled model saved with :meth:`CompiledModel.save`."""
+    return CompiledModel.load(path)
+
+
+__all__ = ["CompiledModel", "FORMAT_VERSION", "load", "set_num_threads", "words"]

@@ -1,0 +1,301 @@
+"""From a PyTorch :class:`~dwr.backbones.Backbone` to the engine's list of ops.
+
+The walk follows the one outline every backbone has, ``stem -> stages -> head``, and checks
+every module it meets; anything it cannot compile exactly raises :class:`DwrError` naming the
+module type and its qualified name. Eval-mode semantics are used (BN running statistics).
+
+Folding (float64, then float32):
+- BN: ``BN(z) = a * z + b`` with ``a = gamma / sqrt(var + eps)``, ``b = beta - mean * a``.
+- Binary unit: ``BN(alpha * dot) = (alpha * a) * dot + b`` (``alpha`` = scaled_sign's
+  mean |W_o|, 1 for a plain sign).
+- Sign of the next layer (VGG: no shortcut, Hardtanh/identity keep the sign, no RSign):
+  ``scale * dot + bias >= 0  <=>  dot >= ceil(-bias / scale)`` for ``scale > 0``,
+  ``dot <= floor(-bias / scale)`` for ``scale < 0``; a max-pool between two units becomes an
+  AND of negative-bits. Ties (``scale * dot + bias`` within rounding of 0) may differ from
+  PyTorch, which rounds the float conv and BN first.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from dwr.backbones.blocks import BinaryUnit, Head, Stem, ZeroPadShortcut
+from dwr.backbones.model import Backbone
+from dwr.binary import BinaryConv2d, RPReLU, RSign
+from dwr.binary.binarizers import binarizer_name
+from dwr.engine.ops import BinaryConv, FloatConv, MaxPool2, Op
+from dwr.engine.ops import Head as HeadOp
+from dwr.engine.pack import pack_weight
+from dwr.errors import DwrError
+
+_INT_MAX = 2**31 - 1
+
+
+def _np(t: torch.Tensor | None) -> np.ndarray | None:
+    return None if t is None else t.detach().cpu().double().numpy()
+
+
+def _unsupported(module: nn.Module, where: str, why: str = "") -> DwrError:
+    extra = f" ({why})" if why else ""
+    return DwrError(
+        f"the engine cannot compile {type(module).__name__} at '{where}'{extra}; it supports "
+        "registered dwr backbones (Stem, BinaryUnit, MaxPool2d(2), Head)"
+    )
+
+
+def _bn(bn: nn.Module, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(a, b)`` with ``BN(z) = a * z + b`` per channel (eval mode)."""
+    if type(bn) is not nn.BatchNorm2d:
+        raise _unsupported(bn, where, "expected BatchNorm2d")
+    if bn.running_mean is None or bn.running_var is None:
+        raise _unsupported(bn, where, "batch norm without running statistics")
+    n = bn.num_features
+    gamma = _np(bn.weight) if bn.weight is not None else np.ones(n)
+    beta = _np(bn.bias) if bn.bias is not None else np.zeros(n)
+    a = gamma / np.sqrt(_np(bn.running_var) + bn.eps)
+    return a, beta - _np(bn.running_mean) * a
+
+
+def _act(module: nn.Module, where: str) -> tuple[str, tuple | None]:
+    if type(module) is nn.Identity:
+        return "none", None
+    if type(module) is nn.Hardtanh:
+        if module.min_val != -1.0 or module.max_val != 1.0:
+            raise _unsupported(module, where, "Hardtanh other than [-1, 1]")
+        return "hardtanh", None
+    if type(module) is RPReLU:
+        slope = _np(module.prelu.weight).reshape(-1)
+        n = module.shift_in.bias.numel()
+        if slope.size == 1:
+            slope = np.full(n, slope[0])
+        return "rprelu", (
+            _np(module.shift_in.bias).reshape(-1),
+            slope,
+            _np(module.shift_out.bias).reshape(-1),
+        )
+    raise _unsupported(module, where, "activation must be Identity, Hardtanh or RPReLU")
+
+
+def _conv_geometry(conv: nn.Conv2d, where: str) -> tuple[int, int, int]:
+    """``(k, stride, pad)`` of a square, symmetric, dense, zero-padded convolution."""
+    k, s, p, d = conv.kernel_size, conv.stride, conv.padding, conv.dilation
+    if isinstance(p, str) or k[0] != k[1] or s[0] != s[1] or p[0] != p[1]:
+        raise _unsupported(conv, where, "non-square kernel, stride or padding")
+    if d != (1, 1) or conv.groups != 1 or conv.padding_mode != "zeros":
+        raise _unsupported(conv, where, "dilated, grouped or non-zero padded convolution")
+    return k[0], s[0], p[0]
+
+
+def _stem_op(stem: nn.Module) -> FloatConv:
+    if type(stem) is not Stem:
+        raise _unsupported(stem, "stem", "expected dwr Stem")
+    conv = stem.conv
+    if type(conv) is not nn.Conv2d:
+        raise _unsupported(conv, "stem.conv", "expected a real-valued Conv2d")
+    k, s, p = _conv_geometry(conv, "stem.conv")
+    a, b = _bn(stem.bn, "stem.bn")
+    w = _np(conv.weight) * a[:, None, None, None]
+    if conv.bias is not None:
+        b = b + a * _np(conv.bias)
+    act, rprelu = _act(stem.act, "stem.act")
+    pool = stem.pool
+    if type(pool) is nn.Identity:
+        kind = "none"
+    elif _is_pool(pool, 3, 2, 1):
+        kind = "max3"
+    elif _is_pool(pool, 2, 2, 0):
+        kind = "max2"
+    else:
+        raise _unsupported(pool, "stem.pool", "only MaxPool2d(3, 2, 1) or MaxPool2d(2)")
+    return FloatConv("stem", w=w, b=b, stride=s, pad=p, act=act, rprelu=rprelu, pool=kind)
+
+
+def _is_pool(m: nn.Module, k: int, s: int, p: int) -> bool:
+    def one(v) -> int | None:
+        if isinstance(v, int):
+            return v
+        return v[0] if len(set(v)) == 1 else None
+
+    return (
+        type(m) is nn.MaxPool2d
+        and one(m.kernel_size) == k
+        and one(m.stride) == s
+        and one(m.padding) == p
+        and one(m.dilation) == 1
+        and not m.ceil_mode
+        and not m.return_indices
+    )
+
+
+def _shortcut(sc: nn.Module | None, where: str, stride: int) -> dict:
+    if sc is None:
+        return {"shortcut": "none"}
+    if type(sc) is nn.Identity:
+        return {"shortcut": "identity"}
+    if type(sc) is ZeroPadShortcut:
+        return {"shortcut": "zero_pad", "sc_stride": sc.stride}
+    if type(sc) is not nn.Sequential:
+        raise _unsupported(sc, where, "unknown shortcut")
+    layers = list(sc)
+    kind, sc_stride = "conv", None
+    if layers and type(layers[0]) is nn.AvgPool2d:
+        pool = layers.pop(0)
+        ks = pool.kernel_size if isinstance(pool.kernel_size, int) else pool.kernel_size[0]
+        ps = pool.stride if isinstance(pool.stride, int) else pool.stride[0]
+        if not (
+            ks == ps
+            and pool.padding in (0, (0, 0))
+            and pool.ceil_mode
+            and not pool.count_include_pad
+        ):
+            raise _unsupported(
+                pool,
+                f"{where}.0",
+                "AvgPool2d(s, s, ceil_mode=True, count_include_pad=False) expected",
+            )
+        kind, sc_stride = "avgpool_conv", ks
+    off = 1 if kind == "avgpool_conv" else 0
+    if len(layers) != 2 or type(layers[0]) is not nn.Conv2d:
+        raise _unsupported(sc, where, "shortcut must be [AvgPool2d,] Conv2d 1x1, BatchNorm2d")
+    conv = layers[0]
+    k, s, p = _conv_geometry(conv, f"{where}.{off}")
+    if k != 1 or p != 0:
+        raise _unsupported(conv, f"{where}.{off}", "shortcut conv must be 1x1 without padding")
+    if kind == "avgpool_conv" and s != 1:
+        raise _unsupported(conv, f"{where}.{off}", "strided conv after the average pool")
+    a, b = _bn(layers[1], f"{where}.{off + 1}")
+    w = _np(conv.weight) * a[:, None, None, None]
+    if conv.bias is not None:
+        b = b + a * _np(conv.bias)
+    return {"shortcut": kind, "sc_stride": sc_stride or s, "sc_w": w, "sc_b": b}
+
+
+def _unit_op(unit: nn.Module, where: str) -> BinaryConv:
+    conv = unit.conv
+    if type(conv) is not BinaryConv2d:
+        raise _unsupported(conv, f"{where}.conv", "expected BinaryConv2d")
+    if not conv.is_binary:
+        raise _unsupported(
+            conv,
+            f"{where}.conv",
+            "full-precision convolution; the engine needs binary input "
+            "and weights (a spec with binary=True)",
+        )
+    in_name = binarizer_name(conv.input_binarizer)
+    w_name = binarizer_name(conv.weight_binarizer)
+    if in_name not in ("ste_sign", "approx_sign") or w_name not in ("ste_sign", "scaled_sign"):
+        raise _unsupported(conv, f"{where}.conv", f"binarizers {in_name}/{w_name}")
+    if conv.bias is not None:
+        raise _unsupported(conv, f"{where}.conv", "binary conv with a bias")
+    k, s, p = _conv_geometry(conv, f"{where}.conv")
+    if p >= k:
+        raise _unsupported(conv, f"{where}.conv", "padding as large as the kernel")
+    w = _np(conv.weight)
+    alpha = np.abs(w).mean(axis=(1, 2, 3)) if w_name == "scaled_sign" else np.ones(len(w))
+    wbits, wpop = pack_weight(w)
+    a, b = _bn(unit.bn, f"{where}.bn")
+    if type(unit.shift) is nn.Identity:
+        shift = None
+    elif type(unit.shift) is RSign:
+        shift = _np(unit.shift.shift.bias).reshape(-1)
+    else:
+        raise _unsupported(unit.shift, f"{where}.shift", "expected Identity or RSign")
+    act, rprelu = _act(unit.act, f"{where}.act")
+    return BinaryConv(
+        where,
+        in_channels=conv.in_channels,
+        out_channels=conv.out_channels,
+        k=k,
+        stride=s,
+        pad=p,
+        wbits=wbits,
+        wpop=wpop,
+        scale=alpha * a,
+        bias=b,
+        shift=shift,
+        act=act,
+        rprelu=rprelu,
+        **_shortcut(unit.shortcut, f"{where}.shortcut", s),
+    )
+
+
+def _head_op(head: nn.Module) -> HeadOp:
+    if type(head) is not Head:
+        raise _unsupported(head, "head", "expected dwr Head")
+    if type(head.pool) is not nn.AdaptiveAvgPool2d or head.pool.output_size not in (1, (1, 1)):
+        raise _unsupported(head.pool, "head.pool", "expected AdaptiveAvgPool2d(1)")
+    if type(head.fc) is not nn.Linear:
+        raise _unsupported(head.fc, "head.fc", "expected Linear")
+    bias = _np(head.fc.bias) if head.fc.bias is not None else np.zeros(head.fc.out_features)
+    return HeadOp("head", w=_np(head.fc.weight), b=bias)
+
+
+def threshold(scale: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer ``(thr, flip)`` such that ``scale * dot + bias >= 0`` exactly when
+    ``dot <= thr`` (``flip``) or ``dot >= thr`` (not ``flip``)."""
+    thr = np.zeros(len(scale), dtype=np.int64)
+    flip = np.zeros(len(scale), dtype=np.uint8)
+    for o, (s, b) in enumerate(zip(scale.tolist(), bias.tolist(), strict=True)):
+        if s == 0:  # constant output: always +1 when bias >= 0, else never
+            t = -_INT_MAX if b >= 0 else _INT_MAX
+        else:
+            r = -b / s
+            r = (
+                min(max(r, -float(_INT_MAX)), float(_INT_MAX))
+                if math.isfinite(r)
+                else (math.copysign(_INT_MAX, r))
+            )
+            t = math.floor(r) if s < 0 else math.ceil(r)
+            flip[o] = s < 0
+        thr[o] = min(max(t, -_INT_MAX), _INT_MAX)
+    return thr.astype(np.int32), flip
+
+
+def _fold_signs(ops: list[Op]) -> None:
+    """Let a unit emit sign bits when all its consumer needs is the next unit's sign."""
+    for i, op in enumerate(ops):
+        if not isinstance(op, BinaryConv) or op.shortcut != "none":
+            continue
+        if op.act not in ("none", "hardtanh"):
+            continue
+        j = i + 1
+        pooled = j < len(ops) and isinstance(ops[j], MaxPool2)
+        if pooled:
+            j += 1
+        nxt = ops[j] if j < len(ops) else None
+        if not isinstance(nxt, BinaryConv) or nxt.shift is not None:
+            continue
+        op.thr, op.flip = threshold(op.scale, op.bias)
+        op.out = "bits"
+        op.__post_init__()
+        if pooled:
+            ops[i + 1].on_bits = True
+
+
+def build_plan(model: nn.Module, fold_signs: bool = True) -> list[Op]:
+    """The op list of a backbone; raises :class:`DwrError` at the first unsupported module."""
+    if not isinstance(model, Backbone):
+        raise DwrError(
+            f"the engine compiles dwr backbones (dwr.create_model); got {type(model).__name__}"
+        )
+    ops: list[Op] = [_stem_op(model.stem)]
+    for i, stage in enumerate(model.stages):
+        where = f"stages.{i}"
+        if type(stage) is not nn.Sequential:
+            raise _unsupported(stage, where, "a stage must be an nn.Sequential")
+        for j, m in enumerate(stage):
+            name = f"{where}.{j}"
+            if type(m) is BinaryUnit:
+                ops.append(_unit_op(m, name))
+            elif _is_pool(m, 2, 2, 0):
+                ops.append(MaxPool2(name))
+            else:
+                raise _unsupported(m, name)
+    ops.append(_head_op(model.head))
+    if fold_signs:
+        _fold_signs(ops)
+    return ops
