@@ -1,0 +1,203 @@
+"""The :class:`DataBundle`: one data set's splits, served as normalised NCHW batches.
+
+Two kinds of split exist:
+
+- :class:`TensorSplit`: every image held in memory as a uint8 tensor (digits, CIFAR). A batch is
+  gathered by index and augmented as a whole in the ``collate_fn`` (see :mod:`dwr.data.augment`).
+- :class:`FileSplit`: image files decoded by Pillow in DataLoader workers (ImageFolder).
+
+Loaders are plain :class:`torch.utils.data.DataLoader` objects, so Lightning can swap in a
+``DistributedSampler`` under DDP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from dwr.data.augment import normalize, random_crop, random_flip
+from dwr.errors import DwrError
+
+SPLITS = ("train", "val", "test")
+
+
+class _Indices(Dataset):
+    """A dataset whose items are their own indices; the collate function does the work."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+@dataclass
+class TensorSplit:
+    """Images (N, C, H, W) uint8 and labels (N,) int64 in memory."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def subset(self, idx: np.ndarray) -> TensorSplit:
+        t = torch.as_tensor(idx, dtype=torch.long)
+        return TensorSplit(self.images[t], self.labels[t])
+
+
+class _GatherBatch:
+    """collate_fn: indices -> (normalised float batch, labels), augmented as a whole."""
+
+    def __init__(self, split: TensorSplit, augment: bool, pad: int, flip: bool, mean, std):
+        self.split, self.augment, self.pad, self.flip = split, augment, pad, flip
+        self.mean, self.std = mean, std
+
+    def __call__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        x = self.split.images[idx]
+        if self.augment:
+            x = random_crop(x, self.pad)
+            if self.flip:
+                x = random_flip(x)
+        return normalize(x, self.mean, self.std), self.split.labels[idx]
+
+
+@dataclass
+class FileSplit:
+    """Image paths and labels; decoded on demand by a transform from :mod:`dwr.data.imagefolder`."""
+
+    paths: list[str]
+    labels: list[int]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, idx: np.ndarray) -> FileSplit:
+        return FileSplit([self.paths[i] for i in idx], [self.labels[i] for i in idx])
+
+
+@dataclass
+class DataBundle:
+    """A data set: its splits, class names, input size and normalisation.
+
+    ``augment`` holds the training augmentation for tensor splits: ``pad`` (random-crop
+    padding in pixels) and ``flip`` (horizontal flips).
+    """
+
+    name: str
+    num_classes: int
+    input_size: tuple[int, int, int]
+    class_names: list[str]
+    splits: dict[str, Any]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augment: dict[str, Any] = field(default_factory=dict)
+    root: str | None = None
+
+    def _split(self, split: str):
+        if split not in SPLITS:
+            raise DwrError(f"unknown split {split!r}; choose one of {list(SPLITS)}")
+        if split not in self.splits:
+            hint = " (load the data set with val_fraction > 0)" if split == "val" else ""
+            raise DwrError(f"data set {self.name!r} has no {split!r} split{hint}")
+        return self.splits[split]
+
+    def size(self, split: str) -> int:
+        """Number of examples in ``split``."""
+        return len(self._split(split))
+
+    def loader(
+        self,
+        split: str,
+        batch_size: int,
+        shuffle: bool | None = None,
+        augment: bool | None = None,
+        workers: int = 0,
+    ) -> DataLoader:
+        """Batches of normalised float NCHW images and int64 labels.
+
+        ``shuffle`` and ``augment`` default to ``split == "train"``.
+        """
+        data = self._split(split)
+        if batch_size < 1:
+            raise DwrError(f"batch_size must be >= 1, got {batch_size}")
+        train = split == "train"
+        shuffle = train if shuffle is None else shuffle
+        augment = train if augment is None else augment
+        if isinstance(data, TensorSplit):
+            collate = _GatherBatch(
+                data,
+                augment,
+                int(self.augment.get("pad", 0)),
+                bool(self.augment.get("flip", False)),
+                self.mean,
+                self.std,
+            )
+            return DataLoader(
+                _Indices(len(data)),
+                batch_size=batch_size,
+                shuffle=shuffle,
+                collate_fn=collate,
+                num_workers=workers,
+                persistent_workers=workers > 0,
+            )
+        from dwr.data.imagefolder import ImageFileDataset
+
+        dataset = ImageFileDataset(data, train_transform=augment, mean=self.mean, std=self.std)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+        )
+
+    def sample(self, n: int, split: str = "train", seed: int = 0) -> torch.Tensor:
+        """``n`` normalised images drawn without replacement (seeded), never augmented."""
+        data = self._split(split)
+        if n < 1 or n > len(data):
+            raise DwrError(
+                f"cannot sample {n} images from the {split!r} split of {self.name!r}: "
+                f"it holds {len(data)}"
+            )
+        g = torch.Generator().manual_seed(seed)
+        idx = torch.randperm(len(data), generator=g)[:n].sort().values
+        if isinstance(data, TensorSplit):
+            return normalize(data.images[idx], self.mean, self.std)
+        from dwr.data.imagefolder import ImageFileDataset
+
+        dataset = ImageFileDataset(data, train_transform=False, mean=self.mean, std=self.std)
+        return torch.stack([dataset[int(i)][0] for i in idx])
+
+
+def carve_val(
+    splits: dict[str, Any], labels: Sequence[int], val_fraction: float, seed: int
+) -> dict[str, Any]:
+    """Move a stratified ``val_fraction`` of ``splits["train"]`` into ``splits["val"]``."""
+    if val_fraction <= 0:
+        return splits
+    if not val_fraction < 1:
+        raise DwrError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    from sklearn.model_selection import train_test_split
+
+    y = np.asarray(labels)
+    idx = np.arange(len(y))
+    counts = np.bincount(y)
+    stratify = y if counts[counts > 0].min() >= 2 else None
+    try:
+        tr, va = train_test_split(idx, test_size=val_fraction, random_state=seed, stratify=stratify)
+    except ValueError as exc:
+        raise DwrError(f"cannot carve a validation split of {val_fraction}: {exc}") from None
+    out = dict(splits)
+    out["train"] = splits["train"].subset(np.sort(tr))
+    out["val"] = splits["train"].subset(np.sort(va))
+    return out
