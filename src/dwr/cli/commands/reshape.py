@@ -1,0 +1,208 @@
+"""``dwr reshape``, ``dwr prune`` and ``dwr run``: the DWR method from the command line."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from dwr.cli.options import add_model_arguments, print_json, spec_from_args
+from dwr.errors import DwrError
+
+COLUMNS = ("depths", "widths", "bops", "flops", "ops", "params", "activations")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("reshape", help="naive depth-width reshaping of a backbone")
+    add_model_arguments(p)
+    p.add_argument(
+        "--factor", type=float, required=True, metavar="S", help="depth / S, width * sqrt(S)"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_reshape)
+
+    p = sub.add_parser("prune", help="prune a pre-trained reshaped BNN by channel clustering")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint of the pre-trained net")
+    p.add_argument(
+        "--model",
+        required=True,
+        metavar="NAME",
+        help="the original backbone the checkpoint was reshaped from",
+    )
+    p.add_argument("--dataset", default="digits")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--samples", type=int, default=256, help="images to cluster on (256)")
+    p.add_argument("--budget", default="original", help="'original' (default) or a number")
+    p.add_argument("--budget-metric", default="bops", choices=("bops", "ops"))
+    p.add_argument("--seed", type=int, default=0, help="which sample images")
+    p.add_argument("--out", default=None, metavar="FILE", help="write the result as JSON")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_prune)
+
+    p = sub.add_parser("run", help="the whole DWR method end to end, with a report")
+    p.add_argument("--model", default="resnet20_cifar")
+    p.add_argument("--dataset", default="digits")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--factor", type=float, default=2.0)
+    p.add_argument(
+        "--overparam",
+        type=float,
+        default=1.5,
+        help="widen the naive reshaped net by this before pre-training (1.5)",
+    )
+    p.add_argument("--recipe", default="one-step")
+    p.add_argument("--epochs", type=int, default=None, help="epochs of each full training")
+    p.add_argument(
+        "--pretrain-epochs",
+        type=int,
+        default=None,
+        help="epochs of the pre-training before pruning",
+    )
+    p.add_argument("--budget-metric", default="bops", choices=("bops", "ops"))
+    p.add_argument("--samples", type=int, default=256, help="images to cluster on (256)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="skip stages that finished")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.set_defaults(func=run_run)
+
+
+def _fmt(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3f}{unit}"
+    return f"{n:.0f}"
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(str(v) for v in value) + "]"
+    return _fmt(value)
+
+
+def cost_row(spec, input_size=None) -> dict[str, Any]:
+    """``depths``, ``widths`` and the cost totals of a spec."""
+    from dwr.reshape import spec_cost
+
+    t = spec_cost(spec, input_size).totals()
+    return {
+        "depths": list(spec.depths),
+        "widths": list(spec.widths),
+        **{k: t[k] for k in ("bops", "flops", "ops", "params", "activations")},
+    }
+
+
+def print_table(rows: dict[str, dict[str, Any]]) -> None:
+    """Columns are the ``rows`` (e.g. original / reshaped), lines the metrics."""
+    names = list(rows)
+    cells = {k: [_cell(rows[n][k]) for n in names] for k in COLUMNS}
+    width = max([len(n) for n in names] + [len(c) for v in cells.values() for c in v]) + 2
+    print(f"{'':12s}" + "".join(f"{n:>{width}s}" for n in names))
+    for k in COLUMNS:
+        print(f"{k:12s}" + "".join(f"{c:>{width}s}" for c in cells[k]))
+
+
+def run_reshape(args: argparse.Namespace) -> int:
+    from dwr.reshape import naive_reshape
+
+    spec = spec_from_args(args)
+    new = naive_reshape(spec, args.factor)
+    before, after = cost_row(spec), cost_row(new)
+    ratio = before["activations"] / after["activations"] if after["activations"] else 0.0
+    if args.json:
+        print_json(
+            {
+                "model": spec.name,
+                "factor": args.factor,
+                **after,
+                "activation_ratio": ratio,
+                "original": before,
+                "spec": new.to_dict(),
+            }
+        )
+        return 0
+    print(
+        f"{spec.name} reshaped with factor {args.factor:g}: depth / {args.factor:g}, "
+        f"width * {args.factor**0.5:.3f}"
+    )
+    print_table({"original": before, "reshaped": after})
+    print(
+        f"activations {ratio:.2f}x fewer (sqrt({args.factor:g}) = {args.factor**0.5:.2f}); "
+        f"BOPs x{after['bops'] / before['bops']:.3f}"
+    )
+    return 0
+
+
+def _data_spec(spec, data):
+    """A spec adapted to a data set's classes and channels."""
+    return spec.replace(num_classes=data.num_classes, in_channels=data.input_size[0])
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    from dwr.backbones import get_spec
+    from dwr.data import load_dataset
+    from dwr.reshape import check_reshaped, prune, resolve_budget
+
+    if args.samples < 1:
+        raise DwrError(f"--samples must be positive, got {args.samples}")
+    original = get_spec(args.model)
+    if not Path(args.checkpoint).is_file():
+        raise DwrError(f"checkpoint {args.checkpoint!r} does not exist")
+    from dwr.train import load_checkpoint
+
+    model = load_checkpoint(args.checkpoint)
+    check_reshaped(model.spec, original)
+    data = load_dataset(args.dataset, root=args.data_dir)
+    original = _data_spec(original, data)
+    images = data.sample(args.samples, seed=args.seed)
+    budget = resolve_budget(args.budget, args.budget_metric, original, data.input_size)
+    result = prune(model, images, budget, args.budget_metric)
+    out = result.to_dict()
+    if args.out:
+        from dwr.reshape.report import write_json
+
+        write_json(Path(args.out), out)
+    if args.json:
+        print_json(out)
+        return 0
+    how = (
+        "clustering widths met the budget"
+        if result.width_scale == 1.0
+        else f"clustering widths {result.raw_widths} scaled by {result.width_scale:.4f}"
+    )
+    print(f"eps {result.eps:.6g} ({how}); {args.budget_metric} budget {_fmt(budget)}")
+    print_table(
+        {
+            "original": cost_row(original, data.input_size),
+            "pre-trained": cost_row(model.spec, data.input_size),
+            "pruned": cost_row(result.spec, data.input_size),
+        }
+    )
+    return 0
+
+
+def run_run(args: argparse.Namespace) -> int:
+    from dwr.reshape.pipeline import run_pipeline
+
+    report = run_pipeline(
+        model=args.model,
+        dataset=args.dataset,
+        out_dir=args.out,
+        data_dir=args.data_dir,
+        factor=args.factor,
+        overparam=args.overparam,
+        recipe=args.recipe,
+        epochs=args.epochs,
+        pretrain_epochs=args.pretrain_epochs,
+        budget_metric=args.budget_metric,
+        samples=args.samples,
+        seed=args.seed,
+        resume=args.resume,
+        quiet=args.quiet,
+    )
+    if args.quiet:
+        print(Path(args.out) / "report.md")
+    else:
+        print((Path(args.out) / "report.md").read_text())
+    del report
+    return 0

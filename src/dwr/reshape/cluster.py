@@ -1,0 +1,128 @@
+"""Channel clustering with DBSCAN (cosine distance) and the eps search that meets a budget.
+
+A stage's new width is the number of DBSCAN clusters plus noise points among its channel
+vectors, under cosine distance ``d(u, v) = 1 - u.v / (|u| |v|)`` (in [0, 2]).
+
+With ``min_samples <= 2`` (the default, 2) a point is core as soon as it has one neighbour
+within ``eps``, so clusters are the connected components (size >= 2) of the graph
+``d(u, v) <= eps`` and noise points are its isolated vertices: the width is the number of
+components, which is non-increasing in ``eps`` (the graph only gains edges). Cost is
+non-decreasing in every width, so cost(eps) is non-increasing and a bisection over eps
+finds where it crosses the budget. (Larger ``min_samples`` are allowed; monotonicity is then
+only approximate and the search still returns the best bracket it finds.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.cluster import DBSCAN
+from sklearn.metrics.pairwise import cosine_distances
+
+from dwr.errors import DwrError
+
+EPS_MIN = 1e-9
+EPS_MAX = 2.0  # the largest cosine distance: every channel in one cluster
+
+
+def _distances(features: torch.Tensor | np.ndarray) -> np.ndarray:
+    x = features.detach().cpu().double().numpy() if isinstance(features, torch.Tensor) else features
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise DwrError(f"channel features must be a non-empty [C, D] array, got {x.shape}")
+    return np.clip(cosine_distances(x), 0.0, 2.0)
+
+
+def _width(dist: np.ndarray, eps: float, min_samples: int) -> int:
+    labels = (
+        DBSCAN(eps=max(eps, EPS_MIN), min_samples=min_samples, metric="precomputed")
+        .fit(dist)
+        .labels_
+    )
+    clusters = len(set(labels[labels >= 0].tolist()))
+    noise = int((labels < 0).sum())
+    return clusters + noise
+
+
+def cluster_width(features: torch.Tensor | np.ndarray, eps: float, min_samples: int = 2) -> int:
+    """Clusters + noise points of DBSCAN(eps, cosine) over the rows of ``features`` [C, D]."""
+    return _width(_distances(features), eps, min_samples)
+
+
+def widths_for_eps(
+    features: Sequence[torch.Tensor | np.ndarray], eps: float, min_samples: int = 2
+) -> list[int]:
+    """The width of every stage at one ``eps``."""
+    return [cluster_width(f, eps, min_samples) for f in features]
+
+
+@dataclass
+class EpsSearch:
+    """Result of :func:`search_eps`: the chosen eps, its widths and cost, and the bracket."""
+
+    eps: float
+    widths: list[int]
+    cost: float
+    budget: float
+    within: bool  # |cost - budget| <= tol * budget
+    bracket: list[dict]  # the two eps (cost above / below budget) bisection ended with
+
+
+def search_eps(
+    features: Sequence[torch.Tensor | np.ndarray],
+    cost_fn: Callable[[list[int]], float],
+    budget: float,
+    tol: float = 0.03,
+    min_samples: int = 2,
+    iters: int = 50,
+) -> EpsSearch:
+    """Bisect eps so that ``cost_fn(widths_for_eps(eps))`` is as close to ``budget`` as it gets.
+
+    Returns the closest result, ``within`` telling whether it lands within ``tol``; DBSCAN
+    widths are a step function of eps, so a step may jump over the window. Raises
+    :class:`DwrError` when no eps can reach the budget: even the unclustered widths cost
+    less (the pre-trained network is too narrow), or one channel per stage costs more.
+    """
+    if budget <= 0:
+        raise DwrError(f"budget must be positive, got {budget}")
+    dists = [_distances(f) for f in features]
+    cache: dict[float, tuple[list[int], float]] = {}
+
+    def at(eps: float) -> tuple[list[int], float]:
+        if eps not in cache:
+            widths = [_width(d, eps, min_samples) for d in dists]
+            cache[eps] = (widths, float(cost_fn(widths)))
+        return cache[eps]
+
+    lo, hi = EPS_MIN, EPS_MAX  # cost(lo) is the largest, cost(hi) the smallest
+    widest, top = at(lo)
+    if top < budget * (1 - tol):
+        raise DwrError(
+            f"no eps reaches the budget {budget:.4g}: even unpruned widths {widest} cost only "
+            f"{top:.4g}; the pre-trained network is too narrow, use a larger reshaping factor "
+            "or wider pre-training (--overparam)"
+        )
+    narrowest, bottom = at(hi)
+    if bottom > budget * (1 + tol):
+        raise DwrError(
+            f"no eps reaches the budget {budget:.4g}: even one cluster per stage costs "
+            f"{bottom:.4g}; the budget is below what these depths allow"
+        )
+    if top < budget:  # already inside the window from below: keep every channel
+        return EpsSearch(lo, widest, top, budget, True, [])
+    for _ in range(iters):  # invariant: cost(lo) >= budget > cost(hi)
+        mid = (lo + hi) / 2
+        if at(mid)[1] >= budget:
+            lo = mid
+        else:
+            hi = mid
+        step = sum(abs(a - b) for a, b in zip(at(lo)[0], at(hi)[0], strict=True))
+        if step <= 1 or hi - lo < 1e-12:  # one channel apart: nothing left between them
+            break
+    best = min((lo, hi), key=lambda e: abs(at(e)[1] - budget))
+    widths, cost = at(best)
+    bracket = [{"eps": e, "widths": at(e)[0], "cost": at(e)[1]} for e in (lo, hi)]
+    return EpsSearch(best, widths, cost, budget, abs(cost - budget) <= tol * budget, bracket)

@@ -1,0 +1,58 @@
+"""Naive depth-width reshaping: shallower and wider at about the same BOPs.
+
+With factor ``s`` every stage's depth becomes ``max(1, round(d / s))`` and every width
+``round(w * sqrt(s))`` (halves round up). A stage's BOPs scale like ``d * w^2`` (about constant)
+and its activations like ``d * w`` (about ``1 / sqrt(s)``). The stem width is kept, as are the
+strides, so a VGG "stage" (a run of convs between poolings) keeps its pooling.
+"""
+
+from __future__ import annotations
+
+import math
+
+from dwr.backbones.spec import MAX_WIDTH, BackboneSpec
+from dwr.errors import DwrError
+
+
+def round_half_up(x: float) -> int:
+    """``round`` with halves going up (Python's ``round`` goes to even)."""
+    return int(math.floor(x + 0.5))
+
+
+def _check_factor(factor: float, what: str = "factor") -> float:
+    try:
+        value = float(factor)
+    except (TypeError, ValueError):
+        raise DwrError(f"{what} must be a number, got {factor!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise DwrError(f"{what} must be a positive number, got {factor}")
+    return value
+
+
+def scale_widths(spec: BackboneSpec, scale: float, name: str | None = None) -> BackboneSpec:
+    """Every stage width times ``scale`` (halves up, at least 1); depths and stem unchanged."""
+    scale = _check_factor(scale, "width scale")
+    widths = tuple(max(1, round_half_up(w * scale)) for w in spec.widths)
+    if max(widths) > MAX_WIDTH:
+        raise DwrError(
+            f"width scale {scale:g} gives widths {list(widths)} above {MAX_WIDTH}; "
+            "that would not fit in memory"
+        )
+    return spec.replace(widths=widths, name=spec.name if name is None else name)
+
+
+def naive_reshape(spec: BackboneSpec, factor: float) -> BackboneSpec:
+    """Depths ``max(1, round(d / s))``, widths ``round(w * sqrt(s))``; a new spec, same stem.
+
+    Raises :class:`DwrError` for ``factor <= 0`` or widths beyond ``MAX_WIDTH``.
+    """
+    s = _check_factor(factor)
+    depths = tuple(max(1, round_half_up(d / s)) for d in spec.depths)
+    widths = tuple(max(1, round_half_up(w * math.sqrt(s))) for w in spec.widths)
+    if max(widths) > MAX_WIDTH:
+        raise DwrError(
+            f"reshaping factor {factor:g} is absurd: widths {list(widths)} exceed {MAX_WIDTH} "
+            "channels and would not fit in memory"
+        )
+    base = spec.name or spec.family
+    return spec.replace(depths=depths, widths=widths, name=f"{base}_naive{s:g}")

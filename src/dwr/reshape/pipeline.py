@@ -1,0 +1,262 @@
+"""``dwr run``: the whole DWR method, as resumable stages under one output directory.
+
+Stages (each writes ``DIR/<stage>/`` and, when finished, ``DIR/<stage>/done.json``):
+
+1. ``original``: train the original backbone (the baseline and the budget).
+2. ``naive``: train the naive reshaped backbone (depth / s, width * sqrt(s)) from scratch.
+3. ``pretrain``: briefly train the naive backbone widened by ``overparam``.
+4. ``prune``: cluster its channels (DBSCAN, cosine) to the original's budget.
+5. ``dwr``: train the pruned (DWR) backbone from scratch.
+
+``original``, ``naive`` and ``dwr`` use the same recipe and epochs; top-1 is the last epoch's
+test accuracy (no checkpoint selection on the test set). ``resume=True`` skips finished stages
+and lets an interrupted training continue from its last checkpoint. Any previous report is
+deleted at the start; ``report.{md,png,json}`` are written only when every stage finished.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dwr.backbones import BackboneSpec, get_spec
+from dwr.errors import DwrError
+from dwr.reshape.budget import TOLERANCE, check_metric, metric_value, spec_cost
+from dwr.reshape.naive import naive_reshape, scale_widths
+from dwr.reshape.prune import MIN_SAMPLES_IMAGES, prune
+from dwr.reshape.report import remove_report, write_json, write_report
+
+STAGES = ("original", "naive", "pretrain", "prune", "dwr")
+#: ``dwr run`` epochs on the shipped digits data: about 15 minutes on 2 CPU cores in all.
+DIGITS_EPOCHS = 6
+#: Pre-training is brief: this fraction of the full epochs (at least 1).
+PRETRAIN_FRACTION = 1 / 3
+
+
+def _log(quiet: bool, msg: str) -> None:
+    if not quiet:
+        print(msg, flush=True)
+
+
+def _row(name: str, spec: BackboneSpec, input_size, top1: float) -> dict[str, Any]:
+    t = spec_cost(spec, input_size).totals()
+    return {
+        "name": name,
+        "depths": list(spec.depths),
+        "widths": list(spec.widths),
+        **{k: t[k] for k in ("bops", "flops", "ops", "activations", "params")},
+        "top1": top1,
+    }
+
+
+def _read_done(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def run_pipeline(
+    model: str | BackboneSpec = "resnet20_cifar",
+    dataset: str = "digits",
+    out_dir: str | Path = "runs/dwr",
+    *,
+    data: Any = None,
+    data_dir: str | None = None,
+    factor: float = 2.0,
+    overparam: float = 1.5,
+    recipe: str = "one-step",
+    epochs: int | None = None,
+    pretrain_epochs: int | None = None,
+    budget_metric: str = "bops",
+    samples: int = 256,
+    seed: int = 0,
+    resume: bool = False,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Run (or resume) the DWR method; returns the report dict also written to ``out_dir``.
+
+    ``model`` is a registered name or a spec; ``data`` an already loaded ``DataBundle``
+    (else ``dataset`` is loaded from ``data_dir``). Raises :class:`DwrError` for bad input,
+    before any training where it can be foreseen.
+    """
+    from dwr.data import load_dataset
+    from dwr.train import evaluate, load_checkpoint, resolve_recipe, train
+
+    out = Path(out_dir)
+    check_metric(budget_metric)
+    original = get_spec(model) if isinstance(model, str) else model
+    naive = naive_reshape(original, factor)  # validates the factor
+    if not overparam > 0:
+        raise DwrError(f"--overparam must be positive, got {overparam}")
+    if samples < MIN_SAMPLES_IMAGES:
+        raise DwrError(
+            f"clustering needs at least {MIN_SAMPLES_IMAGES} sample images, got {samples}"
+        )
+    for what, value in (("epochs", epochs), ("pretrain epochs", pretrain_epochs)):
+        if value is not None and value < 1:
+            raise DwrError(f"{what} must be >= 1, got {value}")
+    if data is None:
+        data = load_dataset(dataset, root=data_dir)
+    if data.size("train") < samples:
+        raise DwrError(
+            f"--samples {samples} is more than the {data.size('train')} training images "
+            f"of {data.name!r}"
+        )
+    fit = {"num_classes": data.num_classes, "in_channels": data.input_size[0]}
+    original = original.replace(**fit)
+    base = original.name or original.family
+    naive = naive.replace(**fit, name=f"{base}_naive{factor:g}")
+    wide = scale_widths(naive, overparam, name=f"{base}_naive{factor:g}_x{overparam:g}")
+    size = tuple(data.input_size)
+    budget = metric_value(original, budget_metric, size)
+    top = metric_value(wide, budget_metric, size)
+    if top < budget * (1 - TOLERANCE):
+        raise DwrError(
+            f"the pre-training network {list(wide.widths)} costs {top:.4g} {budget_metric}, "
+            f"below the budget {budget:.4g}: no eps can reach it; use a larger --factor or "
+            "--overparam"
+        )
+    if epochs is None:
+        epochs = DIGITS_EPOCHS if data.name == "digits" else None
+    epochs = int(
+        resolve_recipe(recipe, data.name, {"epochs": epochs} if epochs else None)["epochs"]
+    )
+    if pretrain_epochs is None:
+        pretrain_epochs = max(1, round(epochs * PRETRAIN_FRACTION))
+
+    config = {
+        "model": original.to_dict(),
+        "dataset": data.name,
+        "factor": factor,
+        "overparam": overparam,
+        "recipe": recipe,
+        "epochs": epochs,
+        "pretrain_epochs": pretrain_epochs,
+        "budget_metric": budget_metric,
+        "samples": samples,
+        "seed": seed,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_path = out / "config.json"
+    if cfg_path.exists():
+        if not resume:
+            raise DwrError(
+                f"{out} already holds a dwr run; pass --resume to continue it or choose "
+                "another --out"
+            )
+        old = _read_done(cfg_path) or {}
+        changed = sorted(k for k in config if old.get(k) != config[k])
+        if changed:
+            raise DwrError(
+                f"{out} was run with different settings ({', '.join(changed)}); resume with "
+                "the same options or choose another --out"
+            )
+    remove_report(out)  # from here on a report exists only once every stage has finished
+    write_json(cfg_path, config)
+
+    t_start = time.perf_counter()
+    stage_no = {name: i + 1 for i, name in enumerate(STAGES)}
+
+    def stage(name: str, what: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        marker = out / name / "done.json"
+        prefix = f"[{stage_no[name]}/{len(STAGES)}] {name}:"
+        done = _read_done(marker) if resume else None
+        if done is not None:
+            _log(quiet, f"{prefix} finished earlier, skipped ({what})")
+            return done
+        _log(quiet, f"{prefix} {what}")
+        t0 = time.perf_counter()
+        info = fn()
+        info["seconds"] = round(time.perf_counter() - t0, 1)
+        write_json(marker, info)
+        return info
+
+    def trainer(spec: BackboneSpec, name: str, n_epochs: int) -> Callable[[], dict[str, Any]]:
+        def fn() -> dict[str, Any]:
+            result = train(
+                spec,
+                data,
+                out / name,
+                recipe,
+                {"epochs": n_epochs},
+                resume=resume,
+                quiet=quiet,
+                seed=seed,
+            )
+            last = result.get("last_checkpoint", result["checkpoint"])
+            metrics = evaluate(load_checkpoint(last), data, "test")
+            return {
+                "spec": spec.to_dict(),
+                "top1": metrics["top1"],
+                "top5": metrics["top5"],
+                "epochs": result["epochs"],
+                "checkpoint": str(last),
+            }
+
+        return fn
+
+    def describe(spec: BackboneSpec, n: int) -> str:
+        return (
+            f"train {spec.name} depths {list(spec.depths)} widths {list(spec.widths)}, {n} epochs"
+        )
+
+    done: dict[str, dict[str, Any]] = {}
+    done["original"] = stage(
+        "original", describe(original, epochs), trainer(original, "original", epochs)
+    )
+    done["naive"] = stage("naive", describe(naive, epochs), trainer(naive, "naive", epochs))
+    done["pretrain"] = stage(
+        "pretrain", describe(wide, pretrain_epochs), trainer(wide, "pretrain", pretrain_epochs)
+    )
+
+    def prune_fn() -> dict[str, Any]:
+        net = load_checkpoint(done["pretrain"]["checkpoint"])
+        images = data.sample(samples, seed=seed)
+        result = prune(net, images, budget, budget_metric, name=f"{base}_dwr{factor:g}")
+        return result.to_dict()
+
+    done["prune"] = stage(
+        "prune",
+        f"cluster {samples} images' stage features to the {budget_metric} budget {budget:.4g}",
+        prune_fn,
+    )
+    dwr_spec = BackboneSpec.from_dict(done["prune"]["spec"])
+    done["dwr"] = stage("dwr", describe(dwr_spec, epochs), trainer(dwr_spec, "dwr", epochs))
+
+    rows = [
+        _row("original", original, size, done["original"]["top1"]),
+        _row("naive", naive, size, done["naive"]["top1"]),
+        _row("dwr", dwr_spec, size, done["dwr"]["top1"]),
+    ]
+    dwr_cost = rows[2][budget_metric]
+    report = {
+        "model": base,
+        "dataset": data.name,
+        "input_size": list(size),
+        "factor": factor,
+        "overparam": overparam,
+        "recipe": recipe,
+        "epochs": epochs,
+        "pretrain_epochs": pretrain_epochs,
+        "samples": samples,
+        "seed": seed,
+        "budget_metric": budget_metric,
+        "budget": budget,
+        "dwr_vs_budget": dwr_cost / budget,
+        "within_budget": abs(dwr_cost / budget - 1) <= TOLERANCE,
+        "rows": rows,
+        "pretrain": {
+            **_row("pretrain", wide, size, done["pretrain"]["top1"]),
+            "epochs": done["pretrain"]["epochs"],
+        },
+        "prune": {k: v for k, v in done["prune"].items() if k != "spec"},
+        "seconds": {name: done[name].get("seconds") for name in STAGES},
+        "wall_seconds_this_call": round(time.perf_counter() - t_start, 1),
+    }
+    write_report(report, out)
+    _log(quiet, f"report: {out / 'report.md'}")
+    return report

@@ -1,0 +1,139 @@
+"""Pruning by clustering: the DWR step from an over-parameterised BNN to a budgeted one.
+
+1. Run sample images, take each stage's mean channel maps (:mod:`dwr.reshape.features`).
+2. DBSCAN (cosine) per stage; width = clusters + noise (:mod:`dwr.reshape.cluster`).
+3. Bisect eps so the network's cost lands within +-3% of the budget.
+4. DBSCAN widths are a step function of eps; when the step jumps over the +-3% window, take
+   the bracket's over-budget widths (the *raw* clustering widths) and scale every stage by one
+   factor ``k < 1`` (bisection, :func:`dwr.reshape.budget.find_width_scale`) into the window.
+   Widths therefore never exceed the pre-trained network's.
+
+The result is a spec (depths, strides and stem of the pre-trained network, new widths); the
+pruned network is trained from scratch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from dwr.backbones.spec import BackboneSpec
+from dwr.errors import DwrError
+from dwr.reshape.budget import (
+    TOLERANCE,
+    check_metric,
+    find_width_scale,
+    metric_value,
+    spec_cost,
+)
+from dwr.reshape.cluster import search_eps
+from dwr.reshape.features import stage_features
+
+MIN_SAMPLES_IMAGES = 8
+_SAME = ("family", "strides", "stem", "stem_width", "block_convs", "shortcut", "method")
+
+
+@dataclass
+class PruneResult:
+    """The pruned spec, the eps found, raw clustering widths, and costs."""
+
+    spec: BackboneSpec
+    eps: float
+    raw_widths: list[int]
+    width_scale: float  # 1.0 when the clustering widths already met the budget
+    budget: float
+    metric: str
+    cost: dict[str, Any]  # totals of the pruned spec (count_cost)
+    raw_cost: float  # metric value of the raw clustering widths
+    from_widths: list[int] = field(default_factory=list)
+    bracket: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "eps": self.eps,
+            "widths": list(self.spec.widths),
+            "depths": list(self.spec.depths),
+            "raw_widths": list(self.raw_widths),
+            "from_widths": list(self.from_widths),
+            "width_scale": self.width_scale,
+            "budget": self.budget,
+            "budget_metric": self.metric,
+            "raw_cost": self.raw_cost,
+            "cost": dict(self.cost),
+            "bracket": self.bracket,
+            "spec": self.spec.to_dict(),
+        }
+
+
+def check_reshaped(spec: BackboneSpec, family: BackboneSpec) -> None:
+    """Raise :class:`DwrError` unless ``spec`` is a depth/width reshaping of ``family``."""
+    diffs = [k for k in _SAME if getattr(spec, k) != getattr(family, k)]
+    if diffs:
+        detail = ", ".join(f"{k} {getattr(spec, k)!r} vs {getattr(family, k)!r}" for k in diffs)
+        raise DwrError(
+            f"the checkpoint ({spec.name or spec.family}) is not a reshaped "
+            f"{family.name or family.family}: {detail}"
+        )
+
+
+def prune(
+    model: nn.Module,
+    images: torch.Tensor,
+    budget: float,
+    metric: str = "bops",
+    *,
+    tol: float = TOLERANCE,
+    min_samples: int = 2,
+    batch_size: int = 64,
+    name: str | None = None,
+) -> PruneResult:
+    """Cluster ``model``'s stage channels on ``images`` and pick widths that meet ``budget``.
+
+    ``model`` is a trained :class:`~dwr.backbones.model.Backbone`; costs are counted for one
+    image of ``images``' size. Raises :class:`DwrError` for too few images or a budget no
+    eps reaches.
+    """
+    check_metric(metric)
+    spec: BackboneSpec | None = getattr(model, "spec", None)
+    if spec is None:
+        raise DwrError("pruning needs a dwr Backbone (a model that carries its spec)")
+    if images.ndim != 4:
+        raise DwrError(f"sample images must be [N, C, H, W], got shape {tuple(images.shape)}")
+    if images.shape[0] < MIN_SAMPLES_IMAGES:
+        raise DwrError(
+            f"clustering needs at least {MIN_SAMPLES_IMAGES} sample images, got {images.shape[0]}"
+        )
+    input_size = tuple(int(v) for v in images.shape[1:])
+    feats = stage_features(model, images, batch_size)
+
+    def cost_of(widths: list[int]) -> float:
+        return metric_value(spec.replace(widths=tuple(widths)), metric, input_size)
+
+    found = search_eps(feats, cost_of, budget, tol=tol, min_samples=min_samples)
+    raw = spec.replace(widths=tuple(found.widths))
+    scale = 1.0
+    final = raw
+    raw_widths, raw_cost = list(found.widths), found.cost
+    if not found.within:
+        over = found.bracket[0]  # cost >= budget: widths to shrink uniformly
+        raw_widths, raw_cost = list(over["widths"]), float(over["cost"])
+        scale, final = find_width_scale(
+            spec.replace(widths=tuple(raw_widths)), budget, metric, input_size, tol
+        )
+    base = (spec.name or spec.family).removesuffix("_pretrain")
+    final = final.replace(name=name or f"{base}_pruned")
+    return PruneResult(
+        spec=final,
+        eps=float(found.eps if found.within else found.bracket[0]["eps"]),
+        raw_widths=raw_widths,
+        width_scale=float(scale),
+        budget=float(budget),
+        metric=metric,
+        cost=spec_cost(final, input_size).totals(),
+        raw_cost=float(raw_cost),
+        from_widths=list(spec.widths),
+        bracket=found.bracket,
+    )

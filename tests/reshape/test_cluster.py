@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+import torch
+
+from dwr import DwrError
+from dwr.reshape import cluster_width, search_eps, widths_for_eps
+
+
+def clustered(sizes, dim=24, spread=0.01, seed=0):
+    """Channels around ``len(sizes)`` orthogonal-ish directions: known clusters."""
+    rng = np.random.default_rng(seed)
+    centres = np.linalg.qr(rng.normal(size=(dim, dim)))[0][: len(sizes)] + 0.5  # positive mean
+    rows = [
+        c + spread * rng.normal(size=dim)
+        for c, n in zip(centres, sizes, strict=True)
+        for _ in range(n)
+    ]
+    return torch.tensor(np.stack(rows)[rng.permutation(sum(sizes))])
+
+
+def test_width_counts_clusters_and_noise():
+    f = clustered([3, 5, 2, 6])
+    assert cluster_width(f, 0.05) == 4
+    assert cluster_width(f, 1e-9) == 16  # every channel on its own (all noise)
+    assert cluster_width(f, 2.0) == 1
+    # a lone channel far from everything is a noise point and counts once
+    g = torch.cat([f, -f[:1] * 3])
+    assert cluster_width(g, 0.05) == 5
+    # scaling a channel does not move it (cosine distance)
+    assert cluster_width(torch.cat([f, f[:4] * 7.0]), 0.05) == 4
+
+
+def test_width_is_non_increasing_in_eps():
+    f = torch.randn(40, 16)
+    widths = [cluster_width(f, e) for e in np.linspace(0.01, 2.0, 40)]
+    assert all(a >= b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    assert widths[0] > widths[-1] == 1
+
+
+def test_search_eps_finds_the_known_clusters():
+    feats = [clustered([4, 4, 4, 4], seed=1), clustered([2, 3, 5, 1, 6, 3, 4], seed=2)]
+    cost = lambda w: float(sum(w))  # noqa: E731
+    found = search_eps(feats, cost, budget=11.0)  # 4 + 7 clusters
+    assert found.within and found.widths == [4, 7] and found.cost == 11.0
+    assert widths_for_eps(feats, found.eps) == [4, 7]
+
+
+def test_search_eps_quadratic_cost_meets_tolerance():
+    feats = [torch.randn(30, 64), torch.randn(60, 16)]
+    cost = lambda w: float(w[0] * 9 * w[1] + w[1] ** 2)  # noqa: E731
+    budget = cost([20, 30])
+    found = search_eps(feats, cost, budget)
+    # either within 3%, or the two bracketing eps straddle the budget (a step)
+    lo, hi = found.bracket
+    assert found.within or (lo["cost"] >= budget > hi["cost"])
+    assert found.within == (abs(found.cost / budget - 1) <= 0.03)
+
+
+def test_budget_no_eps_reaches():
+    feats = [clustered([3, 3]), clustered([2, 2])]
+    with pytest.raises(DwrError, match="too narrow.*larger reshaping factor"):
+        search_eps(feats, lambda w: float(sum(w)), budget=100.0)
+    with pytest.raises(DwrError, match="one cluster per stage"):
+        search_eps(feats, lambda w: float(sum(w)), budget=0.5)
+
+
+def test_bad_features():
+    with pytest.raises(DwrError, match="non-empty"):
+        cluster_width(torch.zeros(0, 4), 0.1)
