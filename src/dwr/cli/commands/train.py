@@ -1,0 +1,176 @@
+"""``dwr train`` and ``dwr eval``: train a backbone with a recipe, evaluate a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from dwr.cli.options import print_json
+from dwr.errors import DwrError
+
+
+def _int_or_str(value: str) -> int | str:
+    try:
+        return int(value)
+    except ValueError:
+        return value
+
+
+def _add_data_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dataset",
+        default="digits",
+        help="digits (default, bundled), cifar10, cifar100 or imagefolder",
+    )
+    p.add_argument("--data-root", metavar="DIR", help="data set directory ($DWR_DATA for CIFAR)")
+    p.add_argument("--download", action="store_true", help="fetch CIFAR if it is missing")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a backbone (Lightning; one-step or two-step BNN recipes)",
+        description="Train a registered backbone. Outputs go to --out: last.ckpt, best.ckpt, "
+        "metrics.csv and result.json.",
+    )
+    p.add_argument("--model", required=True, metavar="NAME", help="registered model")
+    p.add_argument("--depths", type=int, nargs="+", help="blocks per stage")
+    p.add_argument("--widths", type=int, nargs="+", help="channels per stage")
+    p.add_argument("--num-classes", type=int, help="classifier outputs (default: the data's)")
+    p.add_argument("--float", action="store_true", help="train the full-precision twin")
+    _add_data_arguments(p)
+    p.add_argument("--val-fraction", type=float, default=0.0, help="hold out for validation")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument(
+        "--recipe", default="one-step", help="one-step, two-step or a YAML file of recipe keys"
+    )
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", default=[], help="override a recipe key"
+    )
+    p.add_argument("--epochs", type=int, help="epochs (per step for two-step)")
+    p.add_argument("--lr", type=float, help="base learning rate")
+    p.add_argument("--batch-size", type=int, help="batch size per process")
+    p.add_argument("--weight-decay", type=float, help="weight decay on conv/linear weights")
+    p.add_argument("--label-smoothing", type=float, help="label smoothing epsilon")
+    p.add_argument("--workers", type=int, help="DataLoader worker processes")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--teacher", metavar="NAME|CKPT", help="distil from a real-valued teacher")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--devices", type=_int_or_str, default=1, help="Lightning devices")
+    p.add_argument("--num-nodes", type=int, default=1)
+    p.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, ...")
+    p.add_argument("--accelerator", default="auto", help="auto, cpu, gpu")
+    p.add_argument("--threads", type=int, help="torch intra-op threads per process")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or info logs")
+    p.add_argument("--json", action="store_true", help="print result.json")
+    p.set_defaults(func=run_train)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint (top-1/top-5)")
+    p.add_argument("checkpoint", metavar="CHECKPOINT")
+    _add_data_arguments(p)
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--val-fraction", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the validation carve-out")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_eval)
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    from dwr.train.recipes import parse_set
+
+    out = parse_set(args.set)
+    for key in ("epochs", "lr", "batch_size", "weight_decay", "label_smoothing", "workers"):
+        value = getattr(args, key)
+        if value is not None:
+            out[key] = value
+    if args.compile:
+        out["compile"] = True
+    return out
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from dwr.backbones import get_spec
+    from dwr.data import load_dataset
+    from dwr.train import train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    spec = get_spec(
+        args.model,
+        depths=args.depths,
+        widths=args.widths,
+        num_classes=args.num_classes,
+        float=True if args.float else None,
+    )
+    data = load_dataset(
+        args.dataset, args.data_root, args.download, args.val_fraction, seed=args.seed
+    )
+    if args.num_classes is not None and args.num_classes != data.num_classes:
+        raise DwrError(
+            f"--num-classes {args.num_classes} does not match {data.name}, which has "
+            f"{data.num_classes} classes"
+        )
+    result = train(
+        spec,
+        data,
+        args.out,
+        recipe=args.recipe,
+        overrides=_overrides(args),
+        teacher=args.teacher,
+        resume=args.resume,
+        quiet=args.quiet,
+        seed=args.seed,
+        devices=args.devices,
+        num_nodes=args.num_nodes,
+        strategy=args.strategy,
+        accelerator=args.accelerator,
+    )
+    if not result:  # a non-zero rank under DDP
+        return 0
+    if args.json:
+        print_json(result)
+    else:
+        print(
+            f"{result['model']} on {result['dataset']}: top1 {result['top1']:.2f}% "
+            f"top5 {result['top5']:.2f}% after {result['epochs']} epochs -> "
+            f"{os.path.join(args.out, 'result.json')}"
+        )
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from dwr.data import load_dataset
+    from dwr.train import evaluate, load_checkpoint, read_checkpoint
+
+    model = load_checkpoint(args.checkpoint)
+    meta = read_checkpoint(args.checkpoint)["dwr"]
+    data = load_dataset(
+        args.dataset, args.data_root, args.download, args.val_fraction, seed=args.seed
+    )
+    if model.spec.num_classes != data.num_classes:
+        raise DwrError(
+            f"checkpoint {args.checkpoint} predicts {model.spec.num_classes} classes but "
+            f"{data.name} has {data.num_classes}; was it trained on {meta.get('dataset')}?"
+        )
+    metrics = evaluate(model, data, args.split, args.batch_size)
+    if args.json:
+        print_json(
+            {
+                **metrics,
+                "checkpoint": args.checkpoint,
+                "dataset": data.name,
+                "split": args.split,
+                "model": model.spec.name,
+                "epoch": meta.get("epoch"),
+            }
+        )
+    else:
+        print(
+            f"{model.spec.name} ({args.checkpoint}) on {data.name}/{args.split}: "
+            f"top1 {metrics['top1']:.2f}% top5 {metrics['top5']:.2f}%"
+        )
+    return 0
