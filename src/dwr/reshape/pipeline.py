@@ -31,7 +31,7 @@ from dwr.reshape.report import remove_report, write_json, write_report
 
 STAGES = ("original", "naive", "pretrain", "prune", "dwr")
 #: ``dwr run`` epochs on the shipped digits data: about 15 minutes on 2 CPU cores in all.
-DIGITS_EPOCHS = 6
+DIGITS_EPOCHS = 10
 #: Pre-training is brief: this fraction of the full epochs (at least 1).
 PRETRAIN_FRACTION = 1 / 3
 

@@ -81,12 +81,16 @@ def plot(report: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, label in ((axes[0], "ops", "OPs"), (axes[1], "activations", "activations")):
         for r in report["rows"]:
             ax.scatter(r[key], r["top1"], s=60)
             ax.annotate(r["name"], (r[key], r["top1"]), textcoords="offset points", xytext=(6, 4))
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.margins(x=0.2, y=0.15)
         ax.set_xlabel(f"{label} per image")
         ax.set_ylabel("top-1 (%)")
         ax.grid(alpha=0.3)

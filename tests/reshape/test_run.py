@@ -1,0 +1,160 @@
+"""A tiny end-to-end ``dwr run``: crash in pruning, resume, skip, report, and ``dwr prune``."""
+
+import importlib
+import json
+
+import numpy as np
+import pytest
+
+from dwr import DwrError, get_spec
+from dwr.cli.main import main
+from dwr.data import load_dataset
+from dwr.reshape import metric_value
+from dwr.reshape.pipeline import run_pipeline
+
+pipeline = importlib.import_module("dwr.reshape.pipeline")
+TINY = get_spec("resnet20_cifar", depths=[2, 2, 2], widths=[4, 8, 16])  # stem 16 as registered
+
+
+@pytest.fixture(scope="module")
+def small_digits():
+    data = load_dataset("digits")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 160), ("test", 80)):
+        s = data.splits[split]
+        data.splits[split] = s.subset(np.sort(rng.choice(len(s), n, replace=False)))
+    return data
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, small_digits):
+    """Run once with pruning failing, then resume; record which trainings ran."""
+    out = tmp_path_factory.mktemp("run")
+    mp = pytest.MonkeyPatch()
+    calls: list[str] = []
+    train_mod = importlib.import_module("dwr.train")
+    real_train = train_mod.train
+
+    def counting_train(spec, data, out_dir, *a, **k):
+        calls.append(out_dir.name)
+        return real_train(spec, data, out_dir, *a, **k)
+
+    mp.setattr(train_mod, "train", counting_train)
+
+    def crash(*a, **k):
+        raise DwrError("simulated crash in pruning")
+
+    kwargs = dict(data=small_digits, epochs=1, pretrain_epochs=1, samples=32, quiet=True)
+    mp.setattr(pipeline, "prune", crash)
+    with pytest.raises(DwrError, match="simulated crash"):
+        run_pipeline(TINY, out_dir=out, **kwargs)
+    first = list(calls)
+    crashed = {
+        "report": (out / "report.json").exists(),
+        "done": sorted(p.parent.name for p in out.glob("*/done.json")),
+    }
+    mp.undo()
+    mp.setattr(train_mod, "train", counting_train)
+    calls.clear()
+    report = run_pipeline(TINY, out_dir=out, resume=True, **kwargs)
+    second = list(calls)
+    calls.clear()
+    again = run_pipeline(TINY, out_dir=out, resume=True, **kwargs)
+    third = list(calls)
+    mp.undo()
+    return out, first, crashed, second, report, third, again
+
+
+def test_crash_leaves_no_report_and_resume_skips(finished_run):
+    out, first, crashed, second, report, third, again = finished_run
+    assert first == ["original", "naive", "pretrain"]
+    assert crashed == {"report": False, "done": ["naive", "original", "pretrain"]}
+    assert second == ["dwr"]  # finished stages skipped
+    assert third == []
+    assert again["rows"] == report["rows"]
+
+
+def test_report_rows_and_budget(finished_run):
+    out, *_, report, _, _ = finished_run
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["rows"] == report["rows"] and saved["budget_metric"] == "bops"
+    assert [r["name"] for r in saved["rows"]] == ["original", "naive", "dwr"]
+    for row in saved["rows"]:
+        for key in ("depths", "widths", "bops", "flops", "ops", "activations", "params", "top1"):
+            assert key in row
+        assert 0 <= row["top1"] <= 100
+    original, naive, dwr = saved["rows"]
+    assert naive["depths"] == [1, 1, 1] and naive["widths"] == [6, 11, 23]
+    assert dwr["depths"] == [1, 1, 1]
+    assert abs(dwr["bops"] / original["bops"] - 1) <= 0.03
+    assert original["bops"] == metric_value(TINY, "bops")
+    prune = saved["prune"]
+    assert prune["from_widths"] == [9, 17, 35] and len(prune["raw_widths"]) == 3
+    assert (out / "report.md").read_text().count("| dwr |") == 1
+    assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rerun_without_resume_is_refused(finished_run, small_digits):
+    out = finished_run[0]
+    with pytest.raises(DwrError, match="pass --resume"):
+        run_pipeline(TINY, out_dir=out, data=small_digits, epochs=1, samples=32, quiet=True)
+    assert (out / "report.json").exists()  # refused before touching anything
+
+
+def test_cli_prune_checkpoint(finished_run, capsys):
+    out = finished_run[0]
+    ckpt = json.loads((out / "pretrain" / "done.json").read_text())["checkpoint"]
+    budget = str(metric_value(TINY, "bops"))
+    argv = ["prune", ckpt, "--model", "resnet20_cifar", "--samples", "32", "--budget", budget]
+    assert main(argv + ["--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert abs(res["cost"]["bops"] / float(budget) - 1) <= 0.03
+    bad = [
+        (["prune", ckpt, "--model", "vgg_small_cifar"], "is not a reshaped vgg_small_cifar"),
+        (["prune", ckpt, "--model", "resnet20_cifar", "--samples", "4"], "at least 8"),
+        (["prune", ckpt, "--model", "resnet20_cifar"], "too narrow"),  # full resnet20 budget
+        (argv[:4] + ["--samples", "99999"], "cannot sample 99999"),
+    ]
+    for args, needle in bad:
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        (["--factor", "0"], "factor must be a positive number"),
+        (["--factor", "1e9"], "is absurd"),
+        (["--samples", "3"], "at least 8 sample images"),
+        (["--overparam", "0.2"], "no eps can reach it"),
+    ],
+)
+def test_cli_run_bad_input(tmp_path, capsys, extra, needle):
+    assert main(["run", "--out", str(tmp_path / "r"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1
+    assert not (tmp_path / "r" / "report.json").exists()
+
+
+def test_failed_resume_removes_the_stale_report(finished_run, small_digits, monkeypatch):
+    out = finished_run[0]
+    (out / "dwr" / "done.json").unlink()  # the last stage must run again ...
+    train_mod = importlib.import_module("dwr.train")
+
+    def crash(*a, **k):
+        raise DwrError("simulated crash in training")
+
+    monkeypatch.setattr(train_mod, "train", crash)  # ... and crashes
+    with pytest.raises(DwrError, match="simulated crash"):
+        run_pipeline(
+            TINY,
+            out_dir=out,
+            data=small_digits,
+            epochs=1,
+            pretrain_epochs=1,
+            samples=32,
+            resume=True,
+            quiet=True,
+        )
+    assert not any((out / n).exists() for n in ("report.json", "report.md", "report.png"))
