@@ -21,7 +21,7 @@ def digits():
     return load_dataset("digits")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny():
     return tiny_spec
 
