@@ -90,3 +90,11 @@ def test_distillation_from_checkpoint_teacher(tmp_path, digits, tiny):
     assert result["teacher"] == teacher["checkpoint"] and result["epochs"] == 2
     with pytest.raises(DwrError, match="neither a checkpoint file nor a registered model"):
         train(tiny(), digits, tmp_path / "x", overrides=FAST, teacher="nonet", quiet=True)
+
+
+def test_teacher_by_name_is_trained_first(tmp_path, digits, tiny):
+    cfg = FAST | {"epochs": 1, "train_batches": 2, "teacher_epochs": 1}
+    result = train(tiny(), digits, tmp_path, overrides=cfg, teacher="resnet20_cifar", quiet=True)
+    teacher = load_checkpoint(tmp_path / "teacher" / "best.ckpt")
+    assert teacher.spec.name == "resnet20_cifar" and teacher.spec.binary is False
+    assert result["teacher"] == "resnet20_cifar" and result["epochs"] == 1

@@ -133,6 +133,8 @@ class DataBundle:
         train = split == "train"
         shuffle = train if shuffle is None else shuffle
         augment = train if augment is None else augment
+        # A training batch of one image would break BatchNorm: drop such a remainder.
+        drop_last = train and len(data) % batch_size == 1
         if isinstance(data, TensorSplit):
             collate = _GatherBatch(
                 data,
@@ -147,6 +149,7 @@ class DataBundle:
                 batch_size=batch_size,
                 shuffle=shuffle,
                 collate_fn=collate,
+                drop_last=drop_last,
                 num_workers=workers,
                 persistent_workers=workers > 0,
             )
@@ -157,6 +160,7 @@ class DataBundle:
             dataset,
             batch_size=batch_size,
             shuffle=shuffle,
+            drop_last=drop_last,
             num_workers=workers,
             persistent_workers=workers > 0,
         )

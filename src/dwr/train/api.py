@@ -221,7 +221,12 @@ def _resolve_teacher(
         tcfg = resolve_recipe(
             "one-step",
             data.name,
-            {"epochs": cfg["teacher_epochs"] or cfg["epochs"], "batch_size": cfg["batch_size"]},
+            {
+                "epochs": cfg["teacher_epochs"] or cfg["epochs"],
+                **{
+                    k: cfg[k] for k in ("batch_size", "eval_batch_size", "train_batches", "workers")
+                },
+            },
         )
         tdir = out / "teacher"
         _fit_phase(
