@@ -67,3 +67,5 @@ def test_budget_no_eps_reaches():
 def test_bad_features():
     with pytest.raises(DwrError, match="non-empty"):
         cluster_width(torch.zeros(0, 4), 0.1)
+    with pytest.raises(DwrError, match="not finite"):
+        cluster_width(torch.tensor([[1.0, float("nan")], [1.0, 2.0]]), 0.1)

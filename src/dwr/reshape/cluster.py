@@ -33,6 +33,8 @@ def _distances(features: torch.Tensor | np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] == 0:
         raise DwrError(f"channel features must be a non-empty [C, D] array, got {x.shape}")
+    if not np.isfinite(x).all():
+        raise DwrError("channel features are not finite (NaN/inf): has the network diverged?")
     return np.clip(cosine_distances(x), 0.0, 2.0)
 
 
