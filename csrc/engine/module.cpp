@@ -83,7 +83,7 @@ NB_MODULE(_kernels, m) {
         nb::gil_scoped_release release;
         dwr::binary_conv(g, in.data(), w.data(), wpop.data(), ep);
       },
-      "x"_a, "w"_a, "wpop"_a, "C"_a, "k"_a, "stride"_a, "pad"_a, "out"_a,
+      "x"_a.noconvert(), "w"_a.noconvert(), "wpop"_a.noconvert(), "C"_a, "k"_a, "stride"_a, "pad"_a, "out"_a.noconvert(),
       "Integer ±1 convolution: out[n,y,x,o] = sum over valid taps of x*w.");
 
   m.def(
@@ -115,9 +115,9 @@ NB_MODULE(_kernels, m) {
         nb::gil_scoped_release release;
         dwr::binary_conv(g, in.data(), w.data(), wpop.data(), ep);
       },
-      "x"_a, "w"_a, "wpop"_a, "C"_a, "k"_a, "stride"_a, "pad"_a, "scale"_a, "bias"_a,
-      "residual"_a.none(), "act"_a, "act_in"_a.none(), "act_slope"_a.none(),
-      "act_out"_a.none(), "out"_a,
+      "x"_a.noconvert(), "w"_a.noconvert(), "wpop"_a.noconvert(), "C"_a, "k"_a, "stride"_a, "pad"_a, "scale"_a.noconvert(), "bias"_a.noconvert(),
+      "residual"_a.noconvert().none(), "act"_a, "act_in"_a.noconvert().none(), "act_slope"_a.noconvert().none(),
+      "act_out"_a.noconvert().none(), "out"_a.noconvert(),
       "act(scale*dot + bias + residual) as float NHWC.");
 
   m.def(
@@ -136,7 +136,7 @@ NB_MODULE(_kernels, m) {
         nb::gil_scoped_release release;
         dwr::binary_conv(g, in.data(), w.data(), wpop.data(), ep);
       },
-      "x"_a, "w"_a, "wpop"_a, "C"_a, "k"_a, "stride"_a, "pad"_a, "thr"_a, "flip"_a, "out"_a,
+      "x"_a.noconvert(), "w"_a.noconvert(), "wpop"_a.noconvert(), "C"_a, "k"_a, "stride"_a, "pad"_a, "thr"_a.noconvert(), "flip"_a.noconvert(), "out"_a.noconvert(),
       "Sign bits of the next layer: +1 iff (flip ? dot <= thr : dot >= thr).");
 
   m.def(
@@ -155,7 +155,7 @@ NB_MODULE(_kernels, m) {
         nb::gil_scoped_release release;
         dwr::pack_signs(x.data(), s, P, static_cast<int>(C), out.data());
       },
-      "x"_a, "shift"_a.none(), "out"_a, "Pack !(x + shift >= 0) along the last axis.");
+      "x"_a.noconvert(), "shift"_a.noconvert().none(), "out"_a.noconvert(), "Pack !(x + shift >= 0) along the last axis.");
 
   m.def(
       "pool_bits_2x2",
@@ -169,7 +169,7 @@ NB_MODULE(_kernels, m) {
                            static_cast<int>(in.shape(1)), static_cast<int>(in.shape(2)),
                            static_cast<int>(in.shape(3)), out.data());
       },
-      "x"_a, "out"_a);
+      "x"_a.noconvert(), "out"_a.noconvert());
 
   m.def("set_num_threads", [](int n) {
     require(n >= 1, "threads must be >= 1");

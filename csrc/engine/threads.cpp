@@ -28,7 +28,10 @@ class Pool {
     stop_workers();
     nthreads_ = n;
     stop_ = false;
-    for (int i = 1; i < n; ++i) workers_.emplace_back([this] { worker_loop(); });
+    // Workers start from the current generation, so a job posted before a new thread gets
+    // scheduled is still seen as new by it.
+    const unsigned long long start = gen_.load(std::memory_order_acquire);
+    for (int i = 1; i < n; ++i) workers_.emplace_back([this, start] { worker_loop(start); });
   }
 
   int size() const { return nthreads_; }
@@ -63,8 +66,7 @@ class Pool {
     }
   }
 
-  void worker_loop() {
-    unsigned long long seen = gen_.load(std::memory_order_acquire);
+  void worker_loop(unsigned long long seen) {
     for (;;) {
       int spins = 0;
       while (gen_.load(std::memory_order_acquire) == seen) {

@@ -18,6 +18,7 @@ Folding (float64, then float32):
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -235,20 +236,17 @@ def _head_op(head: nn.Module) -> HeadOp:
 
 
 def threshold(scale: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Integer ``(thr, flip)`` such that ``scale * dot + bias >= 0`` exactly when
-    ``dot <= thr`` (``flip``) or ``dot >= thr`` (not ``flip``)."""
+    """Integer ``(thr, flip)`` such that ``scale * dot + bias >= 0`` (exactly, for the given
+    float values) holds when ``dot <= thr`` (``flip``) or ``dot >= thr`` (not ``flip``)."""
     thr = np.zeros(len(scale), dtype=np.int64)
     flip = np.zeros(len(scale), dtype=np.uint8)
     for o, (s, b) in enumerate(zip(scale.tolist(), bias.tolist(), strict=True)):
+        if not (math.isfinite(s) and math.isfinite(b)):
+            raise DwrError(f"non-finite folded batch norm (scale {s}, bias {b})")
         if s == 0:  # constant output: always +1 when bias >= 0, else never
             t = -_INT_MAX if b >= 0 else _INT_MAX
         else:
-            r = -b / s
-            r = (
-                min(max(r, -float(_INT_MAX)), float(_INT_MAX))
-                if math.isfinite(r)
-                else (math.copysign(_INT_MAX, r))
-            )
+            r = -Fraction(b) / Fraction(s)
             t = math.floor(r) if s < 0 else math.ceil(r)
             flip[o] = s < 0
         thr[o] = min(max(t, -_INT_MAX), _INT_MAX)
