@@ -51,12 +51,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="widen the naive reshaped net by this before pre-training (1.5)",
     )
     p.add_argument("--recipe", default="one-step")
-    p.add_argument("--epochs", type=int, default=None, help="epochs of each full training")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="epochs of each full training (digits: 10; else the recipe's)",
+    )
     p.add_argument(
         "--pretrain-epochs",
         type=int,
         default=None,
-        help="epochs of the pre-training before pruning",
+        help="epochs of the pre-training before pruning (a third of --epochs)",
     )
     p.add_argument("--budget-metric", default="bops", choices=("bops", "ops"))
     p.add_argument("--samples", type=int, default=256, help="images to cluster on (256)")
