@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,7 @@ class EpochCheckpoint(pl.Callback):
         row = {
             "epoch": trainer.current_epoch + 1,
             "loss": val("train_loss"),
-            "acc": val("acc"),
+            "acc": val("train_acc"),
             "val_top1": val("val_top1"),
             "val_top5": val("val_top5"),
             "lr": trainer.optimizers[0].param_groups[0]["lr"],
@@ -87,10 +88,23 @@ class EpochCheckpoint(pl.Callback):
 
 
 class ProgressBar(TQDMProgressBar):
-    """TQDM bar that keeps one line per epoch (epoch, loss, accuracy, images/s, val top-1)."""
+    """TQDM bar on stderr (stdout stays for results) that keeps one line per epoch:
+    epoch, loss, accuracy, images/s and validation top-1."""
 
     def __init__(self) -> None:
         super().__init__(leave=True)
+
+    def init_train_tqdm(self) -> Tqdm:
+        return Tqdm(
+            desc=self.train_description,
+            position=2 * self.process_position,
+            disable=self.is_disabled,
+            leave=True,
+            dynamic_ncols=True,
+            file=sys.stderr,
+            smoothing=0,
+            bar_format=self.BAR_FORMAT,
+        )
 
     def init_validation_tqdm(self) -> Tqdm:
         return Tqdm(disable=True)  # validation is short; its top-1 shows on the epoch line

@@ -64,7 +64,8 @@ class BnnModule(pl.LightningModule):
         n = x.shape[0]
         self.log("loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=False)
         self.log("train_loss", loss.detach(), on_step=False, on_epoch=True, batch_size=n)
-        self.log("acc", acc, prog_bar=True, on_step=False, on_epoch=True, batch_size=n)
+        self.log("acc", acc, prog_bar=True, on_step=True, on_epoch=False)
+        self.log("train_acc", acc, on_step=False, on_epoch=True, batch_size=n)
         return loss
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
