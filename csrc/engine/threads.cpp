@@ -53,7 +53,14 @@ class Pool {
     }
     cv_.notify_all();
     work();
-    while (busy_.load(std::memory_order_acquire) != 0) cpu_relax();
+    // Wait for the workers; yield after a short spin so that on a busy (oversubscribed)
+    // machine a descheduled worker gets the core back instead of us burning it.
+    for (int spins = 0; busy_.load(std::memory_order_acquire) != 0; ++spins) {
+      if (spins < 2000)
+        cpu_relax();
+      else
+        std::this_thread::yield();
+    }
     fn_ = nullptr;
   }
 
@@ -70,7 +77,7 @@ class Pool {
     for (;;) {
       int spins = 0;
       while (gen_.load(std::memory_order_acquire) == seen) {
-        if (++spins < 20000) {
+        if (++spins < 4000) {
           cpu_relax();
         } else {
           std::unique_lock<std::mutex> lk(m_);

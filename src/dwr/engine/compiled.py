@@ -41,7 +41,7 @@ _ALIGN = 64
 
 
 def set_num_threads(n: int) -> None:
-    """Threads of the binary kernels (the float parts follow ``torch.set_num_threads``)."""
+    """Threads of the engine's kernels (the float parts run in PyTorch on one thread)."""
     if int(n) < 1:
         raise DwrError(f"threads must be >= 1, got {n}")
     _kernels.set_num_threads(int(n))
@@ -149,9 +149,18 @@ class CompiledModel:
         """Logits ``[N, classes]`` for NCHW float32 ``x`` (a tensor in, a tensor out)."""
         as_tensor = isinstance(x, torch.Tensor)
         st = State(x=self._input(x))
-        with torch.inference_mode():
-            for op in self.ops:
-                st = op.run(st)
+        # The float parts run single-threaded inside PyTorch: two thread pools that both
+        # spin-wait (PyTorch's OpenMP team and ours) starve each other on a few cores.
+        torch_threads = torch.get_num_threads()
+        try:
+            if torch_threads != 1:
+                torch.set_num_threads(1)
+            with torch.inference_mode():
+                for op in self.ops:
+                    st = op.run(st)
+        finally:
+            if torch_threads != 1:
+                torch.set_num_threads(torch_threads)
         logits = st.x
         return torch.from_numpy(logits) if as_tensor else logits
 

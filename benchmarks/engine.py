@@ -1,0 +1,122 @@
+"""Benchmark of the bit-packed engine against PyTorch float32 (batch 1, 1 and 2 threads).
+
+    python benchmarks/engine.py [--out benchmarks/results/engine.json] [--repeats 30]
+
+- layers: one binary 3x3 conv (stride 1, pad 1, C -> C) at the ImageNet ResNet-18 shapes
+  64@56, 128@28, 256@14, 512@7 and the CIFAR ones 64@32, 128@16, 256@8, 512@4; the engine
+  (packed input -> float output, BN folded) against ``F.conv2d`` float32 channels_last.
+- models: birealnet18, birealnet18_dwr, resnet18_cifar, resnet18_cifar_dwr end to end
+  (input 3x224x224 or 3x32x32): the engine against the same architecture in float32
+  (channels_last) and the float-simulated BNN.
+
+Times are the minimum over repeats (medians are in the JSON too): the machine may be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+
+import torch
+
+import dwr.engine as engine
+from dwr.backbones import create_model
+from dwr.engine.bench import time_layer, time_model
+
+LAYERS = [(64, 56), (128, 28), (256, 14), (512, 7), (64, 32), (128, 16), (256, 8), (512, 4)]
+MODELS = ["birealnet18", "birealnet18_dwr", "resnet18_cifar", "resnet18_cifar_dwr"]
+LCE_X86_MS = (31.0, 34.0)  # Larq Compute Engine, Bi-Real-18-like, one thread (issue #5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=os.path.join("benchmarks", "results", "engine.json"))
+    ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    args = ap.parse_args(argv)
+
+    layers = []
+    print(f"kernel: {engine.kernel_isa()}  cpu: {platform.processor() or platform.machine()}")
+    print(
+        f"{'layer':>8s} {'thr':>3s} {'torch ms':>9s} {'engine ms':>9s} {'speedup':>8s} "
+        f"{'G binary MAC/s':>15s}"
+    )
+    for threads in args.threads:
+        for c, s in LAYERS:
+            r = time_layer(c, s, threads, args.repeats)
+            layers.append(r)
+            print(
+                f"{r['shape']:>8s} {threads:3d} {r['torch_ms']:9.3f} {r['engine_ms']:9.3f} "
+                f"{r['speedup']:7.1f}x {r['gbmacs']:15.0f}"
+            )
+
+    models = []
+    print(
+        f"\n{'model':20s} {'thr':>3s} {'float32 ms':>10s} {'BNN-sim ms':>10s} "
+        f"{'engine ms':>9s} {'speedup':>8s}"
+    )
+    for threads in args.threads:
+        for name in MODELS:
+            model = create_model(name).eval()
+            comp = engine.convert(model)
+            twin = create_model(model.spec.replace(binary=False))
+            r = time_model(model, comp, twin, 1, threads, max(5, args.repeats // 3))
+            row = {
+                "model": name,
+                "threads": threads,
+                "torch_float_ms": r["torch_float"]["min_ms"],
+                "torch_bnn_ms": r["torch_bnn"]["min_ms"],
+                "engine_ms": r["engine"]["min_ms"],
+                "engine_median_ms": r["engine"]["median_ms"],
+                "torch_float_median_ms": r["torch_float"]["median_ms"],
+                "speedup": r["torch_float"]["min_ms"] / r["engine"]["min_ms"],
+                "speedup_vs_bnn": r["torch_bnn"]["min_ms"] / r["engine"]["min_ms"],
+            }
+            models.append(row)
+            print(
+                f"{name:20s} {threads:3d} {row['torch_float_ms']:10.2f} "
+                f"{row['torch_bnn_ms']:10.2f} {row['engine_ms']:9.2f} {row['speedup']:7.1f}x"
+            )
+
+    def ms(name: str, threads: int) -> float | None:
+        for m in models:
+            if m["model"] == name and m["threads"] == threads:
+                return m["engine_ms"]
+        return None
+
+    summary = {}
+    for base in ("birealnet18", "resnet18_cifar"):
+        for threads in args.threads:
+            a, b = ms(base, threads), ms(f"{base}_dwr", threads)
+            if a and b:
+                summary[f"{base}_dwr_vs_original_t{threads}"] = a / b
+    if 1 in args.threads and 2 in args.threads:
+        for name in MODELS:
+            summary[f"{name}_scaling_1_to_2"] = ms(name, 1) / ms(name, 2)
+    if ms("birealnet18", 1):
+        summary["birealnet18_vs_lce_x86_t1"] = LCE_X86_MS[0] / ms("birealnet18", 1)
+    print("\n" + "\n".join(f"{k}: {v:.2f}x" for k, v in summary.items()))
+
+    result = {
+        "kernel": engine.kernel_isa(),
+        "machine": platform.machine(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "batch": 1,
+        "timing": "min over repeats (ms); medians alongside",
+        "layers": layers,
+        "models": models,
+        "summary": summary,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=2)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
