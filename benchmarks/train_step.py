@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 
 import torch
@@ -78,6 +79,7 @@ def main() -> None:
             pair = {}
             for binary in (False, True):
                 r = bench(name, binary, compiled, args.batch_size, args.steps, args.warmup)
+                print(f"  measured {r}", file=sys.stderr, flush=True)
                 pair[binary] = r
                 rows.append(r)
             ratio = pair[False]["images_per_s"] / pair[True]["images_per_s"]
