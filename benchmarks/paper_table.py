@@ -1,0 +1,383 @@
+"""The paper's table on real data: original vs naive reshaped vs DWR backbones, side by side.
+
+For each backbone (default ``resnet20_cifar`` and ``vgg_small_cifar``) and method (``one-step``
+IR-Net style; ``two-step`` ReActNet style with distillation from a float teacher of the same
+family), trains every row with the same seeds and schedule and evaluates it on the test split:
+
+- ``original``: the backbone as registered;
+- ``naive_s2`` / ``naive_s3``: naive reshaping (depth / s, width * sqrt(s)), widths then scaled
+  uniformly so the BOPs match the original's within ±3% (s3 only where it changes the depths);
+- ``dwr``: the DWR pipeline (pre-train the over-parameterised naive s=2 network, prune by
+  clustering to the original's BOPs); the search runs once per backbone on seed 0's training
+  split, and every seed then trains the found spec from scratch;
+- ``authors_dwr``: the DWR authors' published widths (``*_dwr`` models), where they exist.
+
+Every (backbone, row, method, seed) writes its result as it finishes and is skipped on a rerun,
+so the table survives interrupted sessions. Schedules are chosen on a validation split carved
+from the training batches; the test split is used only for the final number of each run, which
+is the *last* epoch's model (no checkpoint is picked on test).
+
+    python benchmarks/paper_table.py --data-dir ../shared/data/cifar10-5k/cifar-10-batches-py
+
+writes ``docs/results.json``, ``docs/results.md`` and ``docs/results.png`` (rebuilt after every run;
+``--report-only`` rebuilds them from the JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10-5k" / "cifar-10-batches-py"
+#: Short-schedule optimiser, chosen on the validation split (see docs/results.md).
+SCHEDULE = {"optimizer": "adam", "lr": 5e-3, "weight_decay": 0.0}
+ROW_ORDER = ["original", "naive_s2", "naive_s3", "dwr", "authors_dwr"]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--data-dir", type=Path, default=DEFAULT_DATA, help="a CIFAR-10 format directory"
+    )
+    p.add_argument("--dataset", default="cifar10", help="dataset format of --data-dir")
+    p.add_argument("--models", nargs="+", default=["resnet20_cifar", "vgg_small_cifar"])
+    p.add_argument("--methods", nargs="+", default=["one-step", "two-step"])
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--only-seeds", type=int, nargs="+", help="run just these seeds (parallel jobs)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--pretrain-epochs", type=int, default=None, help="default: epochs // 2")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument(
+        "--schedule",
+        default=json.dumps(SCHEDULE),
+        help="JSON recipe overrides for every run (default chosen on the validation split)",
+    )
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--overparam", type=float, default=1.5)
+    p.add_argument("--samples", type=int, default=256, help="images for clustering")
+    p.add_argument("--out", type=Path, default=ROOT / "runs" / "paper_table")
+    p.add_argument("--docs", type=Path, default=ROOT / "docs")
+    p.add_argument("--threads", type=int, default=None, help="torch threads for training")
+    p.add_argument("--report-only", action="store_true")
+    return p.parse_args(argv)
+
+
+# -- rows -------------------------------------------------------------------------------------
+def row_specs(model: str, args: argparse.Namespace, data, out: Path) -> dict[str, Any]:
+    """The spec of every row of one backbone, all at the original's BOPs."""
+    import dwr
+    from dwr.cost import count_cost
+    from dwr.reshape import naive_reshape, scale_to_budget
+
+    original = dwr.get_spec(model, num_classes=data.num_classes)
+    budget = count_cost(original).bops
+    rows: dict[str, Any] = {"original": original}
+    s2 = scale_to_budget(naive_reshape(original, 2), budget, "bops")
+    rows["naive_s2"] = s2
+    s3 = naive_reshape(original, 3)
+    if s3.depths != naive_reshape(original, 2).depths:
+        rows["naive_s3"] = scale_to_budget(s3, budget, "bops")
+    rows["dwr"] = dwr_spec(original, args, data, out / model / "dwr_search")
+    authors = f"{model}_dwr"
+    if authors in dwr.list_models():
+        rows["authors_dwr"] = dwr.get_spec(authors, num_classes=data.num_classes)
+    return rows
+
+
+def dwr_spec(original, args: argparse.Namespace, data, out: Path):
+    """Pre-train the over-parameterised naive s=2 network and prune it to the original's BOPs."""
+    from dwr.backbones import BackboneSpec
+    from dwr.cost import count_cost
+    from dwr.reshape import naive_reshape, prune, scale_widths
+    from dwr.train import load_checkpoint, train
+
+    done = out / "dwr_spec.json"
+    if done.exists():
+        return BackboneSpec.from_json(done.read_text())
+    wide = scale_widths(naive_reshape(original, 2), args.overparam)
+    overrides = {**schedule(args), "epochs": args.pretrain_epochs or max(1, args.epochs // 3)}
+    result = train(wide, data, out / "pretrain", "one-step", overrides, resume=True, quiet=True)
+    net = load_checkpoint(result["checkpoint"])
+    budget = count_cost(original).bops
+    found = prune(
+        net, data.sample(args.samples, seed=0), budget, "bops", name=f"{original.name}_dwr_found"
+    )
+    save_json(out / "prune.json", found.to_dict())
+    save_json(done, found.spec.to_dict())
+    return found.spec
+
+
+def schedule(args: argparse.Namespace) -> dict[str, Any]:
+    """Recipe overrides shared by every run (chosen on the validation split)."""
+    return {"epochs": args.epochs, "batch_size": args.batch_size, **json.loads(args.schedule)}
+
+
+# -- running ----------------------------------------------------------------------------------
+def latency_ms(spec, cache: dict[str, float]) -> float | None:
+    """Engine latency at batch 1 on one thread (random weights: speed does not depend on them)."""
+    key = spec.to_json()
+    if key in cache:
+        return cache[key]
+    try:
+        import numpy as np
+
+        from dwr.backbones import build
+        from dwr.engine import convert, set_num_threads
+
+        set_num_threads(1)
+        engine = convert(build(spec).eval())
+        x = np.random.default_rng(0).standard_normal((1, *spec.input_size)).astype(np.float32)
+        engine(x)
+        times = []
+        for _ in range(20):
+            t = time.perf_counter()
+            engine(x)
+            times.append(time.perf_counter() - t)
+        cache[key] = 1000 * statistics.median(times)
+    except Exception as exc:  # the table still stands without a latency column
+        print(f"  (no engine latency: {exc})", file=sys.stderr)
+        cache[key] = None
+    return cache[key]
+
+
+def train_run(spec, data, run_dir: Path, method: str, seed: int, args, teacher) -> float:
+    """Train one row/method/seed (resumable); test top-1 of the epoch best on validation."""
+    from dwr.train import train
+
+    result = train(
+        spec,
+        data,
+        run_dir,
+        recipe=method,
+        overrides=schedule(args),
+        teacher=teacher if method == "two-step" else None,
+        resume=True,
+        quiet=True,
+        seed=seed,
+    )
+    return float(result["top1"])
+
+
+def teacher_for(model: str, data, args, out: Path) -> Path:
+    """A float twin of the original backbone, trained once on the same data."""
+    import dwr
+    from dwr.train import train
+
+    spec = dwr.get_spec(model, num_classes=data.num_classes, float=True)
+    run = out / model / "teacher"
+    result = train(
+        spec,
+        data,
+        run,
+        recipe="one-step",
+        overrides=schedule(args),
+        resume=True,
+        quiet=True,
+        seed=0,
+    )
+    return Path(result["checkpoint"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.report_only:
+        publish(args)
+        return 0
+    import torch
+
+    from dwr.cost import count_cost
+    from dwr.data import load_dataset
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = load_dataset(args.dataset, args.data_dir, val_fraction=args.val_fraction, seed=0)
+    start = time.time()
+    lat_cache: dict[str, float | None] = {}
+    specs = {m: row_specs(m, args, data, args.out) for m in args.models}
+    teachers: dict[str, Path] = {}
+    seeds = args.only_seeds if args.only_seeds is not None else range(args.seeds)
+    # method- then seed-major order: an interrupted table still has every row for early seeds
+    for method in args.methods:
+        for seed in seeds:
+            for model in args.models:
+                for row, spec in specs[model].items():
+                    run_dir = args.out / model / row / method / f"seed{seed}"
+                    if (run_dir / "table_row.json").exists():
+                        continue
+                    if method == "two-step" and model not in teachers:
+                        teachers[model] = teacher_for(model, data, args, args.out)
+                    print(
+                        f"[{time.strftime('%H:%M:%S')}] {model} {row} {method} seed {seed}",
+                        flush=True,
+                    )
+                    top1 = train_run(spec, data, run_dir, method, seed, args, teachers.get(model))
+                    cost = count_cost(spec)
+                    save_json(
+                        run_dir / "table_row.json",
+                        {
+                            "model": model,
+                            "row": row,
+                            "method": method,
+                            "seed": seed,
+                            "top1": top1,
+                            "depths": list(spec.depths),
+                            "widths": list(spec.widths),
+                            "bops": cost.bops,
+                            "flops": cost.flops,
+                            "ops": cost.ops,
+                            "params": cost.params,
+                            "activations": cost.activations,
+                            "latency_ms": latency_ms(spec, lat_cache),
+                            "epochs": args.epochs,
+                            "schedule": schedule(args),
+                        },
+                    )
+                    save_json(args.out / "meta.json", meta(args, time.time() - start))
+                    publish(args)
+                    print(f"    top1 {top1:.2f}", flush=True)
+    return 0
+
+
+def publish(args: argparse.Namespace) -> None:
+    """Rebuild docs/results.{json,png} and the table from every finished run on disk."""
+    runs = [json.loads(p.read_text()) for p in sorted(args.out.glob("**/table_row.json"))]
+    meta_path = args.out / "meta.json"
+    info = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    save_json(args.docs / "results.json", {"meta": info, "runs": runs})
+    table = summarise(runs)
+    write_markdown_table(table, args.docs / "results_table.md")
+    write_plot(table, args.docs / "results.png")
+
+
+def meta(args: argparse.Namespace, wall_s: float) -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "command": "python benchmarks/paper_table.py " + " ".join(sys.argv[1:]),
+        "data_dir": str(args.data_dir),
+        "epochs": args.epochs,
+        "machine": f"{cpu}, {os.cpu_count()} cores",
+        "wall_s_this_job": round(wall_s),
+    }
+
+
+def save_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+# -- publishing -------------------------------------------------------------------------------
+def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault((r["model"], r["row"], r["method"]), []).append(r)
+    table = []
+    for (model, row, method), rs in groups.items():
+        accs = [r["top1"] for r in rs]
+        first = rs[0]
+        table.append(
+            {
+                "model": model,
+                "row": row,
+                "method": method,
+                "n": len(accs),
+                "mean": statistics.mean(accs),
+                "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                **{
+                    k: first[k]
+                    for k in (
+                        "depths",
+                        "widths",
+                        "bops",
+                        "flops",
+                        "ops",
+                        "params",
+                        "activations",
+                        "latency_ms",
+                    )
+                },
+            }
+        )
+    order = {r: i for i, r in enumerate(ROW_ORDER)}
+    table.sort(key=lambda t: (t["model"], t["method"], order.get(t["row"], 99)))
+    return table
+
+
+def _g(x: float) -> str:
+    return f"{x / 1e6:.1f}M" if x >= 1e6 else f"{x / 1e3:.1f}K"
+
+
+def write_markdown_table(table, path: Path) -> None:
+    lines = [
+        "| backbone | method | row | depths | widths | top-1 % (mean ± std, n) | BOPs | FLOPs |"
+        " OPs | params | activations | latency ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for t in table:
+        lat = "–" if t["latency_ms"] is None else f"{t['latency_ms']:.2f}"
+        lines.append(
+            f"| {t['model']} | {t['method']} | {t['row']} | {t['depths']} | {t['widths']} | "
+            f"{t['mean']:.2f} ± {t['std']:.2f} ({t['n']}) | {_g(t['bops'])} | {_g(t['flops'])} | "
+            f"{_g(t['ops'])} | {_g(t['params'])} | {_g(t['activations'])} | {lat} |"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_plot(table, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    combos = sorted({(t["model"], t["method"]) for t in table})
+    if not combos:
+        return
+    fig, axes = plt.subplots(len(combos), 2, figsize=(10, 3.6 * len(combos)), squeeze=False)
+    markers = dict(zip(ROW_ORDER, "osD^v", strict=True))
+    for i, (model, method) in enumerate(combos):
+        for j, (key, label) in enumerate((("bops", "BOPs"), ("activations", "activations"))):
+            ax = axes[i][j]
+            for t in table:
+                if (t["model"], t["method"]) != (model, method):
+                    continue
+                ax.errorbar(
+                    t[key],
+                    t["mean"],
+                    yerr=t["std"],
+                    fmt=markers.get(t["row"], "x"),
+                    capsize=3,
+                    label=f"{t['row']} (n={t['n']})",
+                )
+            ax.set_xlabel(label)
+            ax.set_ylabel("top-1 %")
+            ax.set_title(f"{model}, {method}")
+            ax.grid(alpha=0.3)
+            if j == 0:
+                ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
