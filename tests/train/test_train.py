@@ -98,3 +98,17 @@ def test_teacher_by_name_is_trained_first(tmp_path, digits, tiny):
     teacher = load_checkpoint(tmp_path / "teacher" / "best.ckpt")
     assert teacher.spec.name == "resnet20_cifar" and teacher.spec.binary is False
     assert result["teacher"] == "resnet20_cifar" and result["epochs"] == 1
+
+
+def test_resume_with_more_epochs_extends_the_schedule(tmp_path, digits, tiny):
+    cfg = {"epochs": 1, "train_batches": 3, "batch_size": 32}
+    train(tiny(), digits, tmp_path, overrides=cfg, quiet=True)
+    key = "model.stages.0.0.conv.weight"
+    before = read_checkpoint(tmp_path / "last.ckpt")["state_dict"][key]
+    result = train(tiny(), digits, tmp_path, overrides=cfg | {"epochs": 2}, resume=True, quiet=True)
+    assert result["epochs"] == 2
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    # the cosine now spans 6 steps, so epoch 2 trains (a stale 3-step schedule would give lr 0)
+    after = read_checkpoint(tmp_path / "last.ckpt")["state_dict"][key]
+    assert not torch.equal(before, after)

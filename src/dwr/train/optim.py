@@ -54,4 +54,6 @@ class LrFactor:
 def make_scheduler(optimizer, cfg: dict[str, Any], total_steps: int, steps_per_epoch: int):
     warmup = round(cfg["warmup_epochs"] * steps_per_epoch)
     factor = LrFactor(cfg["schedule"], total_steps, warmup)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    # A lambda (unlike a callable object) is not saved in the scheduler's state, so a run
+    # resumed with more epochs follows the new schedule from its restored step count.
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: factor(step))
