@@ -34,7 +34,8 @@ dwr::ConvGeom geometry(const Arr<const uint64_t>& in, const Arr<const uint64_t>&
                        const Arr<const int32_t>& wpop, int C, int k, int stride, int pad) {
   require(in.ndim() == 4, "packed input must be [N, H, W, words]");
   require(w.ndim() == 2 && wpop.ndim() == 2, "packed weight must be 2-D");
-  require(C >= 1 && k >= 1 && stride >= 1 && pad >= 0 && pad < k, "bad conv parameters");
+  require(C >= 1 && k >= 1 && k <= 7 && stride >= 1 && pad >= 0 && pad < k,
+          "bad conv parameters (need 1 <= k <= 7, 0 <= pad < k, stride >= 1)");
   dwr::ConvGeom g{};
   g.N = static_cast<int>(in.shape(0));
   g.H = static_cast<int>(in.shape(1));

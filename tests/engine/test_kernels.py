@@ -182,6 +182,8 @@ def test_kernels_reject_bad_shapes():
         _kernels.conv_int(bits, wbits, wpop, 64, 3, 1, 1, np.zeros((1, 3, 4, 8), np.int32))
     with pytest.raises(ValueError):
         _kernels.conv_int(bits, wbits, wpop, 64, 3, 1, 3, out)  # padding >= kernel
+    with pytest.raises(ValueError):
+        _kernels.conv_int(bits, wbits, np.zeros((8, 81), np.int32), 64, 9, 1, 1, out)
     with pytest.raises(TypeError):
         _kernels.conv_int(bits.astype(np.int64), wbits, wpop, 64, 3, 1, 1, out)
     assert _kernels.isa() in ("avx2", "portable")
