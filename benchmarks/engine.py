@@ -10,6 +10,7 @@
   (channels_last) and the float-simulated BNN.
 
 Times are the minimum over repeats (medians are in the JSON too): the machine may be shared.
+``engine_sum_of_op_min_ms`` adds up each op's own minimum, i.e. an undisturbed engine run.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     models = []
     print(
         f"\n{'model':20s} {'thr':>3s} {'float32 ms':>10s} {'BNN-sim ms':>10s} "
-        f"{'engine ms':>9s} {'speedup':>8s}"
+        f"{'engine ms':>9s} {'speedup':>8s} {'sum op-min ms':>13s} {'stem ms':>8s}"
     )
     for threads in args.threads:
         for name in MODELS:
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
                 "torch_bnn_ms": r["torch_bnn"]["min_ms"],
                 "engine_ms": r["engine"]["min_ms"],
                 "engine_median_ms": r["engine"]["median_ms"],
+                "engine_sum_of_op_min_ms": sum(r["engine_ops_ms"].values()),
+                "engine_stem_ms": r["engine_ops_ms"]["stem"],
                 "torch_float_median_ms": r["torch_float"]["median_ms"],
                 "speedup": r["torch_float"]["min_ms"] / r["engine"]["min_ms"],
                 "speedup_vs_bnn": r["torch_bnn"]["min_ms"] / r["engine"]["min_ms"],
@@ -78,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             models.append(row)
             print(
                 f"{name:20s} {threads:3d} {row['torch_float_ms']:10.2f} "
-                f"{row['torch_bnn_ms']:10.2f} {row['engine_ms']:9.2f} {row['speedup']:7.1f}x"
+                f"{row['torch_bnn_ms']:10.2f} {row['engine_ms']:9.2f} {row['speedup']:7.1f}x "
+                f"{row['engine_sum_of_op_min_ms']:13.2f} {row['engine_stem_ms']:8.2f}"
             )
 
     def ms(name: str, threads: int) -> float | None:

@@ -90,6 +90,7 @@ def time_model(
         "input": [c, h, w],
     }
     out["engine"] = measure(lambda: engine(x), repeats).to_dict()
+    out["engine_ops_ms"] = op_profile(engine, x, repeats)
     with torch.inference_mode():
         if float_twin is not None:
             twin = _channels_last(float_twin)
@@ -98,6 +99,28 @@ def time_model(
         out["torch_bnn"] = measure(lambda: bnn(x_cl), repeats).to_dict()
     model.to(memory_format=torch.contiguous_format)
     return out
+
+
+def op_profile(engine: CompiledModel, x: torch.Tensor, repeats: int = 20) -> dict[str, float]:
+    """Minimum time (ms) of each op over ``repeats`` passes; their sum is the latency of an
+    undisturbed run (on a shared machine a 20 ms end-to-end call is rarely undisturbed)."""
+    from dwr.engine.ops import State
+
+    best: dict[str, float] = {}
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            for _ in range(max(2, repeats)):
+                st = State(x=engine._input(x))
+                for op in engine.ops:
+                    t = time.perf_counter()
+                    st = op.run(st)
+                    dt = (time.perf_counter() - t) * 1e3
+                    best[op.name] = min(best.get(op.name, dt), dt)
+    finally:
+        torch.set_num_threads(torch_threads)
+    return best
 
 
 def time_layer(
