@@ -23,35 +23,38 @@ def sign(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
 
 
-class _SteSign(torch.autograd.Function):
-    """sign(x); backward: dL/dx = dL/dy * 1{|x| <= 1} (clipped straight-through estimator)."""
+class _SignWithSurrogate(torch.autograd.Function):
+    """Forward ``sign(x)``; backward ``dL/dx = dL/dy * surrogate'(x)`` (set by subclasses)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def surrogate_grad(x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @classmethod
+    def forward(cls, ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         ctx.save_for_backward(x)
         return sign(x)
 
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    @classmethod
+    def backward(cls, ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         (x,) = ctx.saved_tensors
-        return grad * (x.abs() <= 1).to(grad.dtype)
+        return grad * cls.surrogate_grad(x).to(grad.dtype)
 
 
-class _ApproxSign(torch.autograd.Function):
-    """sign(x); backward (Bi-Real): dL/dx = dL/dy * max(0, 2 - 2|x|).
-
-    That is the derivative of the piecewise polynomial 2x + x|x| on [-1, 1].
-    """
+class _SteSign(_SignWithSurrogate):
+    """Clipped straight-through estimator: surrogate'(x) = 1{|x| <= 1}."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(x)
-        return sign(x)
+    def surrogate_grad(x: torch.Tensor) -> torch.Tensor:
+        return x.abs() <= 1
+
+
+class _ApproxSign(_SignWithSurrogate):
+    """Bi-Real: surrogate'(x) = max(0, 2 - 2|x|), the derivative of 2x + x|x| on [-1, 1]."""
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        (x,) = ctx.saved_tensors
-        return grad * (2.0 - 2.0 * x.abs()).clamp_min(0.0)
+    def surrogate_grad(x: torch.Tensor) -> torch.Tensor:
+        return (2.0 - 2.0 * x.abs()).clamp_min(0.0)
 
 
 def ste_sign(x: torch.Tensor) -> torch.Tensor:

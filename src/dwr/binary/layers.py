@@ -15,7 +15,26 @@ from torch import nn
 from dwr.binary.binarizers import Binarizer, get_binarizer
 
 
-class BinaryConv2d(nn.Conv2d):
+class _Binarized:
+    """Shared by the binary layers: binarize the input and the weight (``None``: keep real)."""
+
+    input_binarizer: Binarizer | None
+    weight_binarizer: Binarizer | None
+    weight: torch.Tensor
+
+    @property
+    def is_binary(self) -> bool:
+        """True when both operands are binarized, so the MACs are XNOR/popcount (BOPs)."""
+        return self.input_binarizer is not None and self.weight_binarizer is not None
+
+    def _operands(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.input_binarizer is not None:
+            x = self.input_binarizer(x)
+        w = self.weight if self.weight_binarizer is None else self.weight_binarizer(self.weight)
+        return x, w
+
+
+class BinaryConv2d(_Binarized, nn.Conv2d):
     """``conv2d(input_binarizer(x), weight_binarizer(W))``; no bias (BN follows)."""
 
     def __init__(
@@ -32,19 +51,12 @@ class BinaryConv2d(nn.Conv2d):
         self.input_binarizer = get_binarizer(input_binarizer)
         self.weight_binarizer = get_binarizer(weight_binarizer)
 
-    @property
-    def is_binary(self) -> bool:
-        """True when both operands are binarized, so the MACs are XNOR/popcount (BOPs)."""
-        return self.input_binarizer is not None and self.weight_binarizer is not None
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.input_binarizer is not None:
-            x = self.input_binarizer(x)
-        w = self.weight if self.weight_binarizer is None else self.weight_binarizer(self.weight)
+        x, w = self._operands(x)
         return F.conv2d(x, w, None, self.stride, self.padding)
 
 
-class BinaryLinear(nn.Linear):
+class BinaryLinear(_Binarized, nn.Linear):
     """``linear(input_binarizer(x), weight_binarizer(W)) + b``."""
 
     def __init__(
@@ -59,14 +71,8 @@ class BinaryLinear(nn.Linear):
         self.input_binarizer = get_binarizer(input_binarizer)
         self.weight_binarizer = get_binarizer(weight_binarizer)
 
-    @property
-    def is_binary(self) -> bool:
-        return self.input_binarizer is not None and self.weight_binarizer is not None
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.input_binarizer is not None:
-            x = self.input_binarizer(x)
-        w = self.weight if self.weight_binarizer is None else self.weight_binarizer(self.weight)
+        x, w = self._operands(x)
         return F.linear(x, w, self.bias)
 
 
