@@ -19,6 +19,24 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--float", action="store_true", help="full-precision twin (no binarizers)")
 
 
+def add_data_arguments(parser: argparse.ArgumentParser, download: bool = True) -> None:
+    """``--dataset NAME --data-dir DIR [--download]``, the same for every command."""
+    parser.add_argument(
+        "--dataset",
+        default="digits",
+        help="digits (default, bundled), cifar10, cifar100 or imagefolder",
+    )
+    parser.add_argument(
+        "--data-dir",
+        "--data-root",
+        dest="data_dir",
+        metavar="DIR",
+        help="data set directory ($DWR_DATA for CIFAR)",
+    )
+    if download:
+        parser.add_argument("--download", action="store_true", help="fetch CIFAR if missing")
+
+
 def spec_from_args(args: argparse.Namespace) -> BackboneSpec:
     """The spec named by :func:`add_model_arguments`' options."""
     return get_spec(

@@ -174,7 +174,7 @@ def cifar_bundle(name: str, root: str | os.PathLike | None, download_: bool) -> 
         raise DwrError(
             f"no {name} data at {base}: expected {base / info.folder}/{info.meta_file} "
             f"(the official Python-format directory from {info.url}); place it there, "
-            "give its location with --data-root, or pass --download"
+            "give its location with --data-dir, or pass --download"
         )
     train_files = (
         [folder / f for f in info.train_files]

@@ -134,7 +134,7 @@ def _scan(folder: Path, classes: list[str] | None) -> tuple[FileSplit, list[str]
 
 def imagefolder_bundle(root: str | os.PathLike | None) -> DataBundle:
     if root is None:
-        raise DwrError("the imagefolder data set needs a root directory (--data-root DIR)")
+        raise DwrError("the imagefolder data set needs a root directory (--data-dir DIR)")
     base = Path(root)
     if not base.is_dir():
         raise DwrError(f"ImageFolder root {base} does not exist")

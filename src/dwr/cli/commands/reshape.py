@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dwr.cli.options import add_model_arguments, print_json, spec_from_args
+from dwr.cli.options import add_data_arguments, add_model_arguments, print_json, spec_from_args
 from dwr.errors import DwrError
 
 COLUMNS = ("depths", "widths", "bops", "flops", "ops", "params", "activations")
@@ -29,8 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help="the original backbone the checkpoint was reshaped from",
     )
-    p.add_argument("--dataset", default="digits")
-    p.add_argument("--data-dir", default=None)
+    add_data_arguments(p, download=False)
     p.add_argument("--samples", type=int, default=256, help="images to cluster on (256)")
     p.add_argument("--budget", default="original", help="'original' (default) or a number")
     p.add_argument("--budget-metric", default="bops", choices=("bops", "ops"))
@@ -41,8 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("run", help="the whole DWR method end to end, with a report")
     p.add_argument("--model", default="resnet20_cifar")
-    p.add_argument("--dataset", default="digits")
-    p.add_argument("--data-dir", default=None)
+    add_data_arguments(p, download=False)
     p.add_argument("--factor", type=float, default=2.0)
     p.add_argument(
         "--overparam",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from dwr.cli.options import print_json
+from dwr.cli.options import add_data_arguments, print_json
 from dwr.errors import DwrError
 
 
@@ -14,16 +14,6 @@ def _int_or_str(value: str) -> int | str:
         return int(value)
     except ValueError:
         return value
-
-
-def _add_data_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--dataset",
-        default="digits",
-        help="digits (default, bundled), cifar10, cifar100 or imagefolder",
-    )
-    p.add_argument("--data-root", metavar="DIR", help="data set directory ($DWR_DATA for CIFAR)")
-    p.add_argument("--download", action="store_true", help="fetch CIFAR if it is missing")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--widths", type=int, nargs="+", help="channels per stage")
     p.add_argument("--num-classes", type=int, help="classifier outputs (default: the data's)")
     p.add_argument("--float", action="store_true", help="train the full-precision twin")
-    _add_data_arguments(p)
+    add_data_arguments(p)
     p.add_argument("--val-fraction", type=float, default=0.0, help="hold out for validation")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument(
@@ -68,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("eval", help="evaluate a checkpoint (top-1/top-5)")
     p.add_argument("checkpoint", metavar="CHECKPOINT")
-    _add_data_arguments(p)
+    add_data_arguments(p)
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--val-fraction", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0, help="seed of the validation carve-out")
@@ -107,7 +97,7 @@ def run_train(args: argparse.Namespace) -> int:
         float=True if args.float else None,
     )
     data = load_dataset(
-        args.dataset, args.data_root, args.download, args.val_fraction, seed=args.seed
+        args.dataset, args.data_dir, args.download, args.val_fraction, seed=args.seed
     )
     if args.num_classes is not None and args.num_classes != data.num_classes:
         raise DwrError(
@@ -149,7 +139,7 @@ def run_eval(args: argparse.Namespace) -> int:
     model = load_checkpoint(args.checkpoint)
     meta = read_checkpoint(args.checkpoint)["dwr"]
     data = load_dataset(
-        args.dataset, args.data_root, args.download, args.val_fraction, seed=args.seed
+        args.dataset, args.data_dir, args.download, args.val_fraction, seed=args.seed
     )
     if model.spec.num_classes != data.num_classes:
         raise DwrError(
