@@ -55,6 +55,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--only-seeds", type=int, nargs="+", help="run just these seeds (parallel jobs)")
     p.add_argument("--epochs", type=int, default=10)
+    p.add_argument(
+        "--two-step-epochs",
+        type=int,
+        default=None,
+        help="epochs per step of two-step runs (default: epochs // 2, the same total)",
+    )
     p.add_argument("--pretrain-epochs", type=int, default=None, help="default: epochs // 2")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument(
@@ -164,13 +170,20 @@ def train_run(spec, data, run_dir: Path, method: str, seed: int, args, teacher) 
         data,
         run_dir,
         recipe=method,
-        overrides=schedule(args),
+        overrides=method_schedule(args, method),
         teacher=teacher if method == "two-step" else None,
         resume=True,
         quiet=True,
         seed=seed,
     )
     return float(result["top1"])
+
+
+def method_schedule(args: argparse.Namespace, method: str) -> dict[str, Any]:
+    """Two-step runs get half the epochs per step, so every row trains as many epochs."""
+    if method != "two-step":
+        return schedule(args)
+    return {**schedule(args), "epochs": args.two_step_epochs or max(1, args.epochs // 2)}
 
 
 def teacher_for(model: str, data, args, out: Path) -> Path:
@@ -245,8 +258,7 @@ def main(argv: list[str] | None = None) -> int:
                             "params": cost.params,
                             "activations": cost.activations,
                             "latency_ms": latency_ms(spec, lat_cache),
-                            "epochs": args.epochs,
-                            "schedule": schedule(args),
+                            "schedule": method_schedule(args, method),
                         },
                     )
                     save_json(args.out / "meta.json", meta(args, time.time() - start))
