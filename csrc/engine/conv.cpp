@@ -15,6 +15,7 @@ namespace dwr {
 namespace {
 
 bool g_force_portable = false;
+int g_tail_mode = 1;  // 0: always whole 4-word vector steps (for A/B tests of the tail path)
 
 bool use_avx2() {
 #ifdef DWR_X86
@@ -66,14 +67,21 @@ __attribute__((target("avx2"))) inline __m128i hsum4(__m256i s0, __m256i s1, __m
 
 // Nibble-lookup popcount (vpshufb) of a XOR b, accumulated as bytes; each 256-bit step adds
 // at most 8 per byte, so byte counters are flushed (vpsadbw) every 31 steps.
+//
+// Only the first Kv words (a multiple of 4) go through the vector loop; the next `tail`
+// words (tail < 4, Kv + tail <= Kp) are counted with scalar popcnt, which runs on the integer
+// ports beside the vector work. Words past Kv + tail must be zero in A or B (padding), so a
+// row of 9 real words (Cin = 64, 3x3) costs 2 vector steps + 1 scalar word, not 3 steps.
 __attribute__((target("avx2,popcnt"))) void popgemm_avx2(const uint64_t* A, int M,
                                                          const uint64_t* B, int Op, int Kp,
-                                                         int32_t* pop, int ldp) {
+                                                         int Kv, int tail, int32_t* pop,
+                                                         int ldp) {
   const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1,
                                        1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
   const __m256i lo4 = _mm256_set1_epi8(0x0f);
   const __m256i zero = _mm256_setzero_si256();
-  const int steps = Kp / 4;
+  const int steps = Kv / 4;
+  const int64_t kstride = Kp / 4;  // row stride in 256-bit units
 
 #define DWR_PC(acc, v)                                                                   \
   do {                                                                                   \
@@ -85,21 +93,22 @@ __attribute__((target("avx2,popcnt"))) void popgemm_avx2(const uint64_t* A, int 
 
   for (int i = 0; i < M; i += 2) {
     const bool two = i + 1 < M;
-    const __m256i* a0p = reinterpret_cast<const __m256i*>(A + static_cast<int64_t>(i) * Kp);
-    const __m256i* a1p =
-        reinterpret_cast<const __m256i*>(A + static_cast<int64_t>(two ? i + 1 : i) * Kp);
+    const uint64_t* a0w = A + static_cast<int64_t>(i) * Kp;
+    const uint64_t* a1w = A + static_cast<int64_t>(two ? i + 1 : i) * Kp;
+    const __m256i* a0p = reinterpret_cast<const __m256i*>(a0w);
+    const __m256i* a1p = reinterpret_cast<const __m256i*>(a1w);
     for (int j = 0; j < Op; j += 4) {
-      const __m256i* b0p = reinterpret_cast<const __m256i*>(B + static_cast<int64_t>(j) * Kp);
-      const __m256i* b1p = b0p + steps;
-      const __m256i* b2p = b1p + steps;
-      const __m256i* b3p = b2p + steps;
-      __m256i s00 = zero, s01 = zero, s02 = zero, s03 = zero;
-      __m256i s10 = zero, s11 = zero, s12 = zero, s13 = zero;
-      for (int k0 = 0; k0 < steps; k0 += 31) {
-        const int k1 = std::min(steps, k0 + 31);
+      const uint64_t* bw = B + static_cast<int64_t>(j) * Kp;
+      const __m256i* b0p = reinterpret_cast<const __m256i*>(bw);
+      const __m256i* b1p = b0p + kstride;
+      const __m256i* b2p = b1p + kstride;
+      const __m256i* b3p = b2p + kstride;
+      __m128i r0, r1;
+      if (steps <= 31) {
+        // One block: no running 64-bit sums, so the eight byte counters stay in registers.
         __m256i c00 = zero, c01 = zero, c02 = zero, c03 = zero;
         __m256i c10 = zero, c11 = zero, c12 = zero, c13 = zero;
-        for (int k = k0; k < k1; ++k) {
+        for (int k = 0; k < steps; ++k) {
           const __m256i a0 = _mm256_loadu_si256(a0p + k);
           const __m256i a1 = _mm256_loadu_si256(a1p + k);
           __m256i b = _mm256_loadu_si256(b0p + k);
@@ -115,19 +124,74 @@ __attribute__((target("avx2,popcnt"))) void popgemm_avx2(const uint64_t* A, int 
           DWR_PC(c03, _mm256_xor_si256(a0, b));
           DWR_PC(c13, _mm256_xor_si256(a1, b));
         }
-        s00 = _mm256_add_epi64(s00, _mm256_sad_epu8(c00, zero));
-        s01 = _mm256_add_epi64(s01, _mm256_sad_epu8(c01, zero));
-        s02 = _mm256_add_epi64(s02, _mm256_sad_epu8(c02, zero));
-        s03 = _mm256_add_epi64(s03, _mm256_sad_epu8(c03, zero));
-        s10 = _mm256_add_epi64(s10, _mm256_sad_epu8(c10, zero));
-        s11 = _mm256_add_epi64(s11, _mm256_sad_epu8(c11, zero));
-        s12 = _mm256_add_epi64(s12, _mm256_sad_epu8(c12, zero));
-        s13 = _mm256_add_epi64(s13, _mm256_sad_epu8(c13, zero));
+        r0 = hsum4(_mm256_sad_epu8(c00, zero), _mm256_sad_epu8(c01, zero),
+                   _mm256_sad_epu8(c02, zero), _mm256_sad_epu8(c03, zero));
+        r1 = hsum4(_mm256_sad_epu8(c10, zero), _mm256_sad_epu8(c11, zero),
+                   _mm256_sad_epu8(c12, zero), _mm256_sad_epu8(c13, zero));
+      } else {
+        __m256i s00 = zero, s01 = zero, s02 = zero, s03 = zero;
+        __m256i s10 = zero, s11 = zero, s12 = zero, s13 = zero;
+        for (int k0 = 0; k0 < steps; k0 += 31) {
+          const int k1 = std::min(steps, k0 + 31);
+          __m256i c00 = zero, c01 = zero, c02 = zero, c03 = zero;
+          __m256i c10 = zero, c11 = zero, c12 = zero, c13 = zero;
+          for (int k = k0; k < k1; ++k) {
+            const __m256i a0 = _mm256_loadu_si256(a0p + k);
+            const __m256i a1 = _mm256_loadu_si256(a1p + k);
+            __m256i b = _mm256_loadu_si256(b0p + k);
+            DWR_PC(c00, _mm256_xor_si256(a0, b));
+            DWR_PC(c10, _mm256_xor_si256(a1, b));
+            b = _mm256_loadu_si256(b1p + k);
+            DWR_PC(c01, _mm256_xor_si256(a0, b));
+            DWR_PC(c11, _mm256_xor_si256(a1, b));
+            b = _mm256_loadu_si256(b2p + k);
+            DWR_PC(c02, _mm256_xor_si256(a0, b));
+            DWR_PC(c12, _mm256_xor_si256(a1, b));
+            b = _mm256_loadu_si256(b3p + k);
+            DWR_PC(c03, _mm256_xor_si256(a0, b));
+            DWR_PC(c13, _mm256_xor_si256(a1, b));
+          }
+          s00 = _mm256_add_epi64(s00, _mm256_sad_epu8(c00, zero));
+          s01 = _mm256_add_epi64(s01, _mm256_sad_epu8(c01, zero));
+          s02 = _mm256_add_epi64(s02, _mm256_sad_epu8(c02, zero));
+          s03 = _mm256_add_epi64(s03, _mm256_sad_epu8(c03, zero));
+          s10 = _mm256_add_epi64(s10, _mm256_sad_epu8(c10, zero));
+          s11 = _mm256_add_epi64(s11, _mm256_sad_epu8(c11, zero));
+          s12 = _mm256_add_epi64(s12, _mm256_sad_epu8(c12, zero));
+          s13 = _mm256_add_epi64(s13, _mm256_sad_epu8(c13, zero));
+        }
+        r0 = hsum4(s00, s01, s02, s03);
+        r1 = hsum4(s10, s11, s12, s13);
+      }
+      if (tail > 0) {
+        const uint64_t* c0 = bw + Kv;
+        const uint64_t* c1 = c0 + Kp;
+        const uint64_t* c2 = c1 + Kp;
+        const uint64_t* c3 = c2 + Kp;
+        const uint64_t x0 = a0w[Kv], x1 = a1w[Kv];
+        int64_t u00 = _mm_popcnt_u64(x0 ^ c0[0]), u01 = _mm_popcnt_u64(x0 ^ c1[0]);
+        int64_t u02 = _mm_popcnt_u64(x0 ^ c2[0]), u03 = _mm_popcnt_u64(x0 ^ c3[0]);
+        int64_t u10 = _mm_popcnt_u64(x1 ^ c0[0]), u11 = _mm_popcnt_u64(x1 ^ c1[0]);
+        int64_t u12 = _mm_popcnt_u64(x1 ^ c2[0]), u13 = _mm_popcnt_u64(x1 ^ c3[0]);
+        if (tail > 1) {
+          const uint64_t y0 = a0w[Kv + 1], y1 = a1w[Kv + 1];
+          u00 += _mm_popcnt_u64(y0 ^ c0[1]);
+          u01 += _mm_popcnt_u64(y0 ^ c1[1]);
+          u02 += _mm_popcnt_u64(y0 ^ c2[1]);
+          u03 += _mm_popcnt_u64(y0 ^ c3[1]);
+          u10 += _mm_popcnt_u64(y1 ^ c0[1]);
+          u11 += _mm_popcnt_u64(y1 ^ c1[1]);
+          u12 += _mm_popcnt_u64(y1 ^ c2[1]);
+          u13 += _mm_popcnt_u64(y1 ^ c3[1]);
+        }
+        r0 = _mm_add_epi32(r0, _mm_setr_epi32(static_cast<int>(u00), static_cast<int>(u01),
+                                               static_cast<int>(u02), static_cast<int>(u03)));
+        r1 = _mm_add_epi32(r1, _mm_setr_epi32(static_cast<int>(u10), static_cast<int>(u11),
+                                               static_cast<int>(u12), static_cast<int>(u13)));
       }
       int32_t* p0 = pop + static_cast<int64_t>(i) * ldp + j;
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(p0), hsum4(s00, s01, s02, s03));
-      if (two)
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(p0 + ldp), hsum4(s10, s11, s12, s13));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(p0), r0);
+      if (two) _mm_storeu_si128(reinterpret_cast<__m128i*>(p0 + ldp), r1);
     }
   }
 #undef DWR_PC
@@ -237,6 +301,7 @@ void epilogue(const ConvGeom& g, const Epilogue& ep, const int32_t* dots, int64_
 
 const char* kernel_isa() { return use_avx2() ? "avx2" : "portable"; }
 void force_portable(bool on) { g_force_portable = on; }
+void set_scalar_tail(bool on) { g_tail_mode = on ? 1 : 0; }
 
 void binary_conv(const ConvGeom& g, const uint64_t* in_bits, const uint64_t* wbits,
                  const int32_t* wpop, const Epilogue& ep) {
@@ -250,6 +315,22 @@ void binary_conv(const ConvGeom& g, const uint64_t* in_bits, const uint64_t* wbi
   chunk = std::max(2, chunk & ~1);
   const int64_t n_tasks = (P + chunk - 1) / chunk;
   const bool avx2 = use_avx2();
+  // Vector words and scalar tail words of the GEMM (see popgemm_avx2): a row tail of 1 or 2
+  // real words is cheaper as scalar popcnt than as a mostly-zero 4-word vector step.
+  const int kreal = g.T * g.Cw;
+  int kv = g.Kp, ktail = 0;
+  if (g_tail_mode != 0 && (kreal & 3) != 0 && (kreal & 3) <= 2) {  // popgemm_avx2: tail <= 2
+    kv = kreal & ~3;
+    ktail = kreal & 3;
+  }
+
+  // Weight tap popcounts as [T][O], so the border correction runs along output channels.
+  thread_local std::vector<int32_t> wpop_t_buf;
+  wpop_t_buf.resize(static_cast<size_t>(g.T) * g.O);
+  for (int o = 0; o < g.O; ++o)
+    for (int t = 0; t < g.T; ++t)
+      wpop_t_buf[static_cast<size_t>(t) * g.O + o] = wpop[static_cast<int64_t>(o) * g.T + t];
+  const int32_t* wpop_t = wpop_t_buf.data();
 
   parallel_for(static_cast<int>(n_tasks), [&](int task) {
     const int64_t p0 = static_cast<int64_t>(task) * chunk;
@@ -297,38 +378,38 @@ void binary_conv(const ConvGeom& g, const uint64_t* in_bits, const uint64_t* wbi
     }
 #ifdef DWR_X86
     if (avx2)
-      popgemm_avx2(cols.data(), m, wbits, g.Op, g.Kp, pop.data(), g.Op);
+      popgemm_avx2(cols.data(), m, wbits, g.Op, g.Kp, kv, ktail, pop.data(), g.Op);
     else
 #endif
       popgemm_portable(cols.data(), m, wbits, g.Op, g.Kp, pop.data(), g.Op);
     (void)avx2;
 
     // pop -> dot in place: dot = |valid| * C - 2 * (pop - sum of padded taps' popcounts).
+    // Plain local bounds and restrict pointers so that both loops vectorise.
     int invalid[64];
+    const int O = g.O, OHW = g.OH * g.OW, OW = g.OW, k = g.k, H = g.H, W = g.W;
     for (int r = 0; r < m; ++r) {
       const int64_t p = p0 + r;
-      const int rem = static_cast<int>(p % (g.OH * g.OW));
-      const int oy = rem / g.OW, ox = rem % g.OW;
+      const int rem = static_cast<int>(p % OHW);
+      const int oy = rem / OW, ox = rem % OW;
+      const int iy0 = oy * g.stride - g.pad, ix0 = ox * g.stride - g.pad;
       int n_invalid = 0;
-      for (int ky = 0; ky < g.k; ++ky) {
-        const int iy = oy * g.stride - g.pad + ky;
-        for (int kx = 0; kx < g.k; ++kx) {
-          const int ix = ox * g.stride - g.pad + kx;
-          if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) invalid[n_invalid++] = ky * g.k + kx;
+      if (iy0 < 0 || ix0 < 0 || iy0 + k > H || ix0 + k > W) {
+        for (int ky = 0; ky < k; ++ky) {
+          const int iy = iy0 + ky;
+          for (int kx = 0; kx < k; ++kx) {
+            const int ix = ix0 + kx;
+            if (iy < 0 || iy >= H || ix < 0 || ix >= W) invalid[n_invalid++] = ky * k + kx;
+          }
         }
       }
-      int32_t* drow = pop.data() + static_cast<size_t>(r) * g.Op;
+      int32_t* __restrict drow = pop.data() + static_cast<size_t>(r) * g.Op;
       const int32_t full = (g.T - n_invalid) * g.C;
-      if (n_invalid == 0) {
-        for (int o = 0; o < g.O; ++o) drow[o] = full - 2 * drow[o];
-      } else {
-        for (int o = 0; o < g.O; ++o) {
-          int32_t s = drow[o];
-          const int32_t* wp = wpop + static_cast<int64_t>(o) * g.T;
-          for (int q = 0; q < n_invalid; ++q) s -= wp[invalid[q]];
-          drow[o] = full - 2 * s;
-        }
+      for (int q = 0; q < n_invalid; ++q) {
+        const int32_t* __restrict wq = wpop_t + static_cast<int64_t>(invalid[q]) * O;
+        for (int o = 0; o < O; ++o) drow[o] -= wq[o];
       }
+      for (int o = 0; o < O; ++o) drow[o] = full - 2 * drow[o];
     }
     epilogue(g, ep, pop.data(), p0, m);
   });

@@ -53,5 +53,7 @@ void pool_bits_2x2(const uint64_t* in, int N, int H, int W, int Cw, uint64_t* ou
 // Which kernel runs: "avx2" or "portable".
 const char* kernel_isa();
 void force_portable(bool on);
+// AVX2 GEMM: count a 1- or 2-word row tail with scalar popcnt (default on); off for tests.
+void set_scalar_tail(bool on);
 
 }  // namespace dwr

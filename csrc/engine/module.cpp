@@ -180,4 +180,6 @@ NB_MODULE(_kernels, m) {
   m.def("get_num_threads", &dwr::get_num_threads);
   m.def("isa", &dwr::kernel_isa, "Which popcount kernel runs: 'avx2' or 'portable'.");
   m.def("force_portable", &dwr::force_portable, "Use the portable kernel even on AVX2 CPUs.");
+  m.def("set_scalar_tail", &dwr::set_scalar_tail,
+        "AVX2 kernel: count a 1- or 2-word row tail with scalar popcnt (default True).");
 }

@@ -14,11 +14,14 @@ from dwr.engine.pack import conv_reference, pack_bits, pack_weight, unpack_bits,
 from dwr.engine.plan import threshold
 
 
-@pytest.fixture(params=["native", "portable"])
+@pytest.fixture(params=["native", "native_no_tail", "portable"])
 def isa(request):
+    """The run-time kernel, the AVX2 one without its scalar row tail, and the portable one."""
     _kernels.force_portable(request.param == "portable")
+    _kernels.set_scalar_tail(request.param != "native_no_tail")
     yield request.param
     _kernels.force_portable(False)
+    _kernels.set_scalar_tail(True)
 
 
 @pytest.fixture(params=[1, 2])
@@ -72,6 +75,25 @@ def test_conv_int_equals_torch(seed, isa, threads):
         case = f"n={n} c={c} o={o} h={h} w={w} k={k} s={stride} p={pad}"
         assert got.shape == tuple(ref.shape), case
         np.testing.assert_array_equal(got, ref.numpy(), err_msg=case)
+
+
+@pytest.mark.parametrize(
+    "c,k",
+    [
+        (64, 3),  # 9 words a row: two vector steps and one scalar word
+        (128, 3),  # 18 words: a 2-word scalar tail
+        (192, 3),  # 27 words: a 3-word tail stays in the vector loop
+        (64, 1),  # 1 word: scalar only
+        (1100, 3),  # 162 words: more than 31 vector steps (flushed byte counters) + tail
+        (2048, 3),  # 288 words, no tail, the long path
+    ],
+)
+def test_conv_int_row_tails_and_long_rows(c, k, isa):
+    torch.manual_seed(c + k)
+    x = torch.randn(1, c, 5, 4)
+    wt = torch.randn(6, c, k, k)
+    ref = F.conv2d(_sign(x), _sign(wt), None, 1, k // 2).round().to(torch.int64)
+    np.testing.assert_array_equal(_conv_int(x, wt, 1, k // 2), ref.numpy())
 
 
 def test_padding_contributes_zero():
