@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     args = ap.parse_args(argv)
 
+    load_before = os.getloadavg()  # the machine may be shared: record how busy it was
     layers = []
     print(f"kernel: {engine.kernel_isa()}  cpu: {platform.processor() or platform.machine()}")
     print(
@@ -111,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
         "batch": 1,
         "timing": "min over repeats (ms); medians alongside",
+        "cpu_count": os.cpu_count(),
+        "load_average_1min_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "layers": layers,
         "models": models,
         "summary": summary,
