@@ -11,7 +11,6 @@ width, so cost(k) is a non-decreasing step function.
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import torch
@@ -20,7 +19,7 @@ from dwr.backbones.model import build
 from dwr.backbones.spec import MAX_WIDTH, BackboneSpec
 from dwr.cost import CostReport, count_cost
 from dwr.errors import DwrError
-from dwr.reshape.naive import round_half_up
+from dwr.reshape.naive import positive_number, round_half_up
 
 METRICS = ("bops", "ops")
 TOLERANCE = 0.03
@@ -62,13 +61,7 @@ def resolve_budget(
     check_metric(metric)
     if budget is None or (isinstance(budget, str) and budget.strip().lower() == "original"):
         return metric_value(original, metric, input_size)
-    try:
-        value = float(budget)
-    except (TypeError, ValueError):
-        raise DwrError(f"budget must be 'original' or a number, got {budget!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise DwrError(f"budget must be a positive number, got {budget!r}")
-    return value
+    return positive_number(budget, "budget", expected="'original' or a number")
 
 
 def within(cost: float, budget: float, tol: float = TOLERANCE) -> bool:

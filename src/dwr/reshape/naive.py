@@ -19,19 +19,20 @@ def round_half_up(x: float) -> int:
     return int(math.floor(x + 0.5))
 
 
-def _check_factor(factor: float, what: str = "factor") -> float:
+def positive_number(value: object, what: str = "factor", expected: str = "a number") -> float:
+    """``value`` as a finite float > 0, else a :class:`DwrError` naming ``what``."""
     try:
-        value = float(factor)
+        number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise DwrError(f"{what} must be a number, got {factor!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise DwrError(f"{what} must be a positive number, got {factor}")
-    return value
+        raise DwrError(f"{what} must be {expected}, got {value!r}") from None
+    if not math.isfinite(number) or number <= 0:
+        raise DwrError(f"{what} must be a positive number, got {number:g}")
+    return number
 
 
 def scale_widths(spec: BackboneSpec, scale: float, name: str | None = None) -> BackboneSpec:
     """Every stage width times ``scale`` (halves up, at least 1); depths and stem unchanged."""
-    scale = _check_factor(scale, "width scale")
+    scale = positive_number(scale, "width scale")
     widths = tuple(max(1, round_half_up(w * scale)) for w in spec.widths)
     if max(widths) > MAX_WIDTH:
         raise DwrError(
@@ -46,7 +47,7 @@ def naive_reshape(spec: BackboneSpec, factor: float) -> BackboneSpec:
 
     Raises :class:`DwrError` for ``factor <= 0`` or widths beyond ``MAX_WIDTH``.
     """
-    s = _check_factor(factor)
+    s = positive_number(factor)
     depths = tuple(max(1, round_half_up(d / s)) for d in spec.depths)
     widths = tuple(max(1, round_half_up(w * math.sqrt(s))) for w in spec.widths)
     if max(widths) > MAX_WIDTH:
