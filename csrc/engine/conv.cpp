@@ -15,7 +15,6 @@ namespace dwr {
 namespace {
 
 bool g_force_portable = false;
-int g_tail_mode = 1;  // 0: always whole 4-word vector steps (for A/B tests of the tail path)
 
 bool use_avx2() {
 #ifdef DWR_X86
@@ -27,8 +26,10 @@ bool use_avx2() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Popcount GEMM: pop[i][j] = sum_k popcount(A[i][k] ^ B[j][k]), A: [M][Kp], B: [Op][Kp].
-// M any, Op a multiple of 4, Kp a multiple of 4 words. pop has row stride ldp.
+// Popcount GEMM: pop[i][j] = sum_k popcount(A[i][k] ^ B_j[k]) for A: [M][K] (im2col rows)
+// and B in lane layout [Op/4][K][4]: the weights of outputs 4g..4g+3 for word k sit side by
+// side, so one 256-bit XOR with a broadcast input word covers four output channels and the
+// four popcounts land in the four 64-bit lanes: no horizontal sums, no row padding.
 
 inline int popcount64(uint64_t v) {
 #if defined(__GNUC__)
@@ -41,160 +42,67 @@ inline int popcount64(uint64_t v) {
 #endif
 }
 
-void popgemm_portable(const uint64_t* A, int M, const uint64_t* B, int Op, int Kp,
-                      int32_t* pop, int ldp) {
+void popgemm_portable(const uint64_t* A, int M, const uint64_t* B, int Op, int K, int32_t* pop,
+                      int ldp) {
   for (int i = 0; i < M; ++i) {
-    const uint64_t* a = A + static_cast<int64_t>(i) * Kp;
+    const uint64_t* a = A + static_cast<int64_t>(i) * K;
     for (int j = 0; j < Op; ++j) {
-      const uint64_t* b = B + static_cast<int64_t>(j) * Kp;
+      const uint64_t* b = B + static_cast<int64_t>(j / 4) * K * 4 + (j % 4);
       int s = 0;
-      for (int k = 0; k < Kp; ++k) s += popcount64(a[k] ^ b[k]);
+      for (int k = 0; k < K; ++k) s += popcount64(a[k] ^ b[4 * k]);
       pop[static_cast<int64_t>(i) * ldp + j] = s;
     }
   }
 }
 
 #ifdef DWR_X86
-// Sums of the four 64-bit lanes of each of s0..s3 (each sum < 2^32) as four int32.
-__attribute__((target("avx2"))) inline __m128i hsum4(__m256i s0, __m256i s1, __m256i s2,
-                                                     __m256i s3) {
-  const __m256i t01 = _mm256_or_si256(s0, _mm256_slli_epi64(s1, 32));
-  const __m256i t23 = _mm256_or_si256(s2, _mm256_slli_epi64(s3, 32));
-  const __m256i u = _mm256_add_epi64(_mm256_unpacklo_epi64(t01, t23),
-                                     _mm256_unpackhi_epi64(t01, t23));
-  return _mm_add_epi64(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1));
-}
-
-// Nibble-lookup popcount (vpshufb) of a XOR b, accumulated as bytes; each 256-bit step adds
-// at most 8 per byte, so byte counters are flushed (vpsadbw) every 31 steps.
-//
-// Only the first Kv words (a multiple of 4) go through the vector loop; the next `tail`
-// words (tail < 4, Kv + tail <= Kp) are counted with scalar popcnt, which runs on the integer
-// ports beside the vector work. Words past Kv + tail must be zero in A or B (padding), so a
-// row of 9 real words (Cin = 64, 3x3) costs 2 vector steps + 1 scalar word, not 3 steps.
-__attribute__((target("avx2,popcnt"))) void popgemm_avx2(const uint64_t* A, int M,
-                                                         const uint64_t* B, int Op, int Kp,
-                                                         int Kv, int tail, int32_t* pop,
-                                                         int ldp) {
+// NP rows of A against one group of four outputs. Popcounts use the nibble lookup (vpshufb)
+// into byte counters; a word adds at most 8 per byte, so they are flushed (vpsadbw into the
+// 64-bit lanes) every 31 words.
+template <int NP>
+__attribute__((target("avx2"), always_inline)) inline void popgemm_block(
+    const uint64_t* a, int K, const __m256i* b, int32_t* out, int ldp) {
   const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1,
                                        1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
   const __m256i lo4 = _mm256_set1_epi8(0x0f);
   const __m256i zero = _mm256_setzero_si256();
-  const int steps = Kv / 4;
-  const int64_t kstride = Kp / 4;  // row stride in 256-bit units
-
-#define DWR_PC(acc, v)                                                                   \
-  do {                                                                                   \
-    const __m256i _v = (v);                                                              \
-    acc = _mm256_add_epi8(acc, _mm256_shuffle_epi8(lut, _mm256_and_si256(_v, lo4)));     \
-    acc = _mm256_add_epi8(                                                               \
-        acc, _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(_v, 4), lo4))); \
-  } while (0)
-
-  for (int i = 0; i < M; i += 2) {
-    const bool two = i + 1 < M;
-    const uint64_t* a0w = A + static_cast<int64_t>(i) * Kp;
-    const uint64_t* a1w = A + static_cast<int64_t>(two ? i + 1 : i) * Kp;
-    const __m256i* a0p = reinterpret_cast<const __m256i*>(a0w);
-    const __m256i* a1p = reinterpret_cast<const __m256i*>(a1w);
-    for (int j = 0; j < Op; j += 4) {
-      const uint64_t* bw = B + static_cast<int64_t>(j) * Kp;
-      const __m256i* b0p = reinterpret_cast<const __m256i*>(bw);
-      const __m256i* b1p = b0p + kstride;
-      const __m256i* b2p = b1p + kstride;
-      const __m256i* b3p = b2p + kstride;
-      __m128i r0, r1;
-      if (steps <= 31) {
-        // One block: no running 64-bit sums, so the eight byte counters stay in registers.
-        __m256i c00 = zero, c01 = zero, c02 = zero, c03 = zero;
-        __m256i c10 = zero, c11 = zero, c12 = zero, c13 = zero;
-        for (int k = 0; k < steps; ++k) {
-          const __m256i a0 = _mm256_loadu_si256(a0p + k);
-          const __m256i a1 = _mm256_loadu_si256(a1p + k);
-          __m256i b = _mm256_loadu_si256(b0p + k);
-          DWR_PC(c00, _mm256_xor_si256(a0, b));
-          DWR_PC(c10, _mm256_xor_si256(a1, b));
-          b = _mm256_loadu_si256(b1p + k);
-          DWR_PC(c01, _mm256_xor_si256(a0, b));
-          DWR_PC(c11, _mm256_xor_si256(a1, b));
-          b = _mm256_loadu_si256(b2p + k);
-          DWR_PC(c02, _mm256_xor_si256(a0, b));
-          DWR_PC(c12, _mm256_xor_si256(a1, b));
-          b = _mm256_loadu_si256(b3p + k);
-          DWR_PC(c03, _mm256_xor_si256(a0, b));
-          DWR_PC(c13, _mm256_xor_si256(a1, b));
-        }
-        r0 = hsum4(_mm256_sad_epu8(c00, zero), _mm256_sad_epu8(c01, zero),
-                   _mm256_sad_epu8(c02, zero), _mm256_sad_epu8(c03, zero));
-        r1 = hsum4(_mm256_sad_epu8(c10, zero), _mm256_sad_epu8(c11, zero),
-                   _mm256_sad_epu8(c12, zero), _mm256_sad_epu8(c13, zero));
-      } else {
-        __m256i s00 = zero, s01 = zero, s02 = zero, s03 = zero;
-        __m256i s10 = zero, s11 = zero, s12 = zero, s13 = zero;
-        for (int k0 = 0; k0 < steps; k0 += 31) {
-          const int k1 = std::min(steps, k0 + 31);
-          __m256i c00 = zero, c01 = zero, c02 = zero, c03 = zero;
-          __m256i c10 = zero, c11 = zero, c12 = zero, c13 = zero;
-          for (int k = k0; k < k1; ++k) {
-            const __m256i a0 = _mm256_loadu_si256(a0p + k);
-            const __m256i a1 = _mm256_loadu_si256(a1p + k);
-            __m256i b = _mm256_loadu_si256(b0p + k);
-            DWR_PC(c00, _mm256_xor_si256(a0, b));
-            DWR_PC(c10, _mm256_xor_si256(a1, b));
-            b = _mm256_loadu_si256(b1p + k);
-            DWR_PC(c01, _mm256_xor_si256(a0, b));
-            DWR_PC(c11, _mm256_xor_si256(a1, b));
-            b = _mm256_loadu_si256(b2p + k);
-            DWR_PC(c02, _mm256_xor_si256(a0, b));
-            DWR_PC(c12, _mm256_xor_si256(a1, b));
-            b = _mm256_loadu_si256(b3p + k);
-            DWR_PC(c03, _mm256_xor_si256(a0, b));
-            DWR_PC(c13, _mm256_xor_si256(a1, b));
-          }
-          s00 = _mm256_add_epi64(s00, _mm256_sad_epu8(c00, zero));
-          s01 = _mm256_add_epi64(s01, _mm256_sad_epu8(c01, zero));
-          s02 = _mm256_add_epi64(s02, _mm256_sad_epu8(c02, zero));
-          s03 = _mm256_add_epi64(s03, _mm256_sad_epu8(c03, zero));
-          s10 = _mm256_add_epi64(s10, _mm256_sad_epu8(c10, zero));
-          s11 = _mm256_add_epi64(s11, _mm256_sad_epu8(c11, zero));
-          s12 = _mm256_add_epi64(s12, _mm256_sad_epu8(c12, zero));
-          s13 = _mm256_add_epi64(s13, _mm256_sad_epu8(c13, zero));
-        }
-        r0 = hsum4(s00, s01, s02, s03);
-        r1 = hsum4(s10, s11, s12, s13);
+  __m256i sum[NP];
+  for (int p = 0; p < NP; ++p) sum[p] = zero;
+  for (int k0 = 0; k0 < K; k0 += 31) {
+    const int k1 = std::min(K, k0 + 31);
+    __m256i cnt[NP];
+    for (int p = 0; p < NP; ++p) cnt[p] = zero;
+    for (int k = k0; k < k1; ++k) {
+      const __m256i w = _mm256_loadu_si256(b + k);
+      for (int p = 0; p < NP; ++p) {
+        const __m256i x = _mm256_xor_si256(
+            _mm256_set1_epi64x(static_cast<long long>(a[static_cast<int64_t>(p) * K + k])), w);
+        const __m256i lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(x, lo4));
+        const __m256i hi =
+            _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(x, 4), lo4));
+        cnt[p] = _mm256_add_epi8(cnt[p], _mm256_add_epi8(lo, hi));
       }
-      if (tail > 0) {
-        const uint64_t* c0 = bw + Kv;
-        const uint64_t* c1 = c0 + Kp;
-        const uint64_t* c2 = c1 + Kp;
-        const uint64_t* c3 = c2 + Kp;
-        const uint64_t x0 = a0w[Kv], x1 = a1w[Kv];
-        int64_t u00 = _mm_popcnt_u64(x0 ^ c0[0]), u01 = _mm_popcnt_u64(x0 ^ c1[0]);
-        int64_t u02 = _mm_popcnt_u64(x0 ^ c2[0]), u03 = _mm_popcnt_u64(x0 ^ c3[0]);
-        int64_t u10 = _mm_popcnt_u64(x1 ^ c0[0]), u11 = _mm_popcnt_u64(x1 ^ c1[0]);
-        int64_t u12 = _mm_popcnt_u64(x1 ^ c2[0]), u13 = _mm_popcnt_u64(x1 ^ c3[0]);
-        if (tail > 1) {
-          const uint64_t y0 = a0w[Kv + 1], y1 = a1w[Kv + 1];
-          u00 += _mm_popcnt_u64(y0 ^ c0[1]);
-          u01 += _mm_popcnt_u64(y0 ^ c1[1]);
-          u02 += _mm_popcnt_u64(y0 ^ c2[1]);
-          u03 += _mm_popcnt_u64(y0 ^ c3[1]);
-          u10 += _mm_popcnt_u64(y1 ^ c0[1]);
-          u11 += _mm_popcnt_u64(y1 ^ c1[1]);
-          u12 += _mm_popcnt_u64(y1 ^ c2[1]);
-          u13 += _mm_popcnt_u64(y1 ^ c3[1]);
-        }
-        r0 = _mm_add_epi32(r0, _mm_setr_epi32(static_cast<int>(u00), static_cast<int>(u01),
-                                               static_cast<int>(u02), static_cast<int>(u03)));
-        r1 = _mm_add_epi32(r1, _mm_setr_epi32(static_cast<int>(u10), static_cast<int>(u11),
-                                               static_cast<int>(u12), static_cast<int>(u13)));
-      }
-      int32_t* p0 = pop + static_cast<int64_t>(i) * ldp + j;
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(p0), r0);
-      if (two) _mm_storeu_si128(reinterpret_cast<__m128i*>(p0 + ldp), r1);
     }
+    for (int p = 0; p < NP; ++p) sum[p] = _mm256_add_epi64(sum[p], _mm256_sad_epu8(cnt[p], zero));
   }
-#undef DWR_PC
+  const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);  // low halves of the lanes
+  for (int p = 0; p < NP; ++p)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + static_cast<int64_t>(p) * ldp),
+                     _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(sum[p], even)));
+}
+
+__attribute__((target("avx2,popcnt"))) void popgemm_avx2(const uint64_t* A, int M,
+                                                         const uint64_t* B, int Op, int K,
+                                                         int32_t* pop, int ldp) {
+  for (int g = 0; g < Op / 4; ++g) {
+    const __m256i* b = reinterpret_cast<const __m256i*>(B + static_cast<int64_t>(g) * K * 4);
+    int32_t* out = pop + 4 * g;
+    int i = 0;
+    for (; i + 4 <= M; i += 4)
+      popgemm_block<4>(A + static_cast<int64_t>(i) * K, K, b, out + static_cast<int64_t>(i) * ldp, ldp);
+    for (; i < M; ++i)
+      popgemm_block<1>(A + static_cast<int64_t>(i) * K, K, b, out + static_cast<int64_t>(i) * ldp, ldp);
+  }
 }
 
 __attribute__((target("avx2"))) void pack_signs_avx2(const float* x, const float* shift,
@@ -232,39 +140,89 @@ void pack_signs_portable(const float* x, const float* shift, int C, uint64_t* bi
 
 
 
-// y = scale * dot + bias (+ residual), then the activation; one row (pixel) at a time.
+// y = scale * dot + bias (+ residual), then the activation, per output channel. The AVX2
+// path does eight channels at a time with the same operations in the same order (no FMA
+// contraction, see CMakeLists.txt), so both paths give bit-identical outputs.
+template <int ACT>
+inline float epilogue_value(float y, const Epilogue& ep, int o) {
+  if (ACT == ACT_HARDTANH) {
+    y = y < -1.0f ? -1.0f : y;
+    y = y > 1.0f ? 1.0f : y;
+  } else if (ACT == ACT_RPRELU) {
+    const float t = y + ep.act_in[o];
+    y = (t >= 0.0f ? t : ep.act_slope[o] * t) + ep.act_out[o];
+  }
+  return y;
+}
+
 template <int ACT, bool RES>
-void epilogue_float_rows(const ConvGeom& g, const Epilogue& ep, const int32_t* dots,
-                         int64_t p0, int m) {
-  const float* __restrict sc = ep.scale;
-  const float* __restrict bi = ep.bias;
+void epilogue_float_portable(const ConvGeom& g, const Epilogue& ep, const int32_t* dots,
+                             int64_t p0, int m) {
   for (int r = 0; r < m; ++r) {
-    const int32_t* __restrict d = dots + static_cast<size_t>(r) * g.Op;
-    float* __restrict out = ep.out_float + (p0 + r) * g.O;
-    const float* __restrict res = RES ? ep.residual + (p0 + r) * g.O : nullptr;
+    const int32_t* d = dots + static_cast<size_t>(r) * g.Op;
+    float* out = ep.out_float + (p0 + r) * g.O;
+    const float* res = RES ? ep.residual + (p0 + r) * g.O : nullptr;
     for (int o = 0; o < g.O; ++o) {
-      float y = sc[o] * static_cast<float>(d[o]) + bi[o];
+      float y = ep.scale[o] * static_cast<float>(d[o]) + ep.bias[o];
       if (RES) y += res[o];
-      if (ACT == ACT_HARDTANH) {
-        y = y < -1.0f ? -1.0f : y;
-        y = y > 1.0f ? 1.0f : y;
-      } else if (ACT == ACT_RPRELU) {
-        float t = y + ep.act_in[o];
-        t = t >= 0.0f ? t : ep.act_slope[o] * t;
-        y = t + ep.act_out[o];
-      }
-      out[o] = y;
+      out[o] = epilogue_value<ACT>(y, ep, o);
     }
   }
 }
 
+#ifdef DWR_X86
+template <int ACT, bool RES>
+__attribute__((target("avx2"))) void epilogue_float_avx2(const ConvGeom& g, const Epilogue& ep,
+                                                         const int32_t* dots, int64_t p0,
+                                                         int m) {
+  const __m256 lo = _mm256_set1_ps(-1.0f), hi = _mm256_set1_ps(1.0f);
+  const __m256 zero = _mm256_setzero_ps();
+  const int O = g.O, O8 = g.O & ~7;
+  for (int r = 0; r < m; ++r) {
+    const int32_t* d = dots + static_cast<size_t>(r) * g.Op;
+    float* out = ep.out_float + (p0 + r) * O;
+    const float* res = RES ? ep.residual + (p0 + r) * O : nullptr;
+    for (int o = 0; o < O8; o += 8) {
+      const __m256 dot = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(d + o)));
+      __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(ep.scale + o), dot),
+                               _mm256_loadu_ps(ep.bias + o));
+      if (RES) y = _mm256_add_ps(y, _mm256_loadu_ps(res + o));
+      if (ACT == ACT_HARDTANH) {
+        y = _mm256_max_ps(lo, y);  // (-1 > y) ? -1 : y, as the scalar path
+        y = _mm256_min_ps(hi, y);  // (1 < y) ? 1 : y
+      } else if (ACT == ACT_RPRELU) {
+        const __m256 t = _mm256_add_ps(y, _mm256_loadu_ps(ep.act_in + o));
+        const __m256 neg = _mm256_mul_ps(_mm256_loadu_ps(ep.act_slope + o), t);
+        y = _mm256_blendv_ps(neg, t, _mm256_cmp_ps(t, zero, _CMP_GE_OQ));
+        y = _mm256_add_ps(y, _mm256_loadu_ps(ep.act_out + o));
+      }
+      _mm256_storeu_ps(out + o, y);
+    }
+    for (int o = O8; o < O; ++o) {
+      float y = ep.scale[o] * static_cast<float>(d[o]) + ep.bias[o];
+      if (RES) y += res[o];
+      out[o] = epilogue_value<ACT>(y, ep, o);
+    }
+  }
+}
+#endif
+
 template <int ACT>
 void epilogue_float(const ConvGeom& g, const Epilogue& ep, const int32_t* dots, int64_t p0,
                     int m) {
+#ifdef DWR_X86
+  if (use_avx2()) {
+    if (ep.residual)
+      epilogue_float_avx2<ACT, true>(g, ep, dots, p0, m);
+    else
+      epilogue_float_avx2<ACT, false>(g, ep, dots, p0, m);
+    return;
+  }
+#endif
   if (ep.residual)
-    epilogue_float_rows<ACT, true>(g, ep, dots, p0, m);
+    epilogue_float_portable<ACT, true>(g, ep, dots, p0, m);
   else
-    epilogue_float_rows<ACT, false>(g, ep, dots, p0, m);
+    epilogue_float_portable<ACT, false>(g, ep, dots, p0, m);
 }
 
 void epilogue(const ConvGeom& g, const Epilogue& ep, const int32_t* dots, int64_t p0, int m) {
@@ -300,8 +258,8 @@ void epilogue(const ConvGeom& g, const Epilogue& ep, const int32_t* dots, int64_
 }  // namespace
 
 const char* kernel_isa() { return use_avx2() ? "avx2" : "portable"; }
+bool avx2_enabled() { return use_avx2(); }
 void force_portable(bool on) { g_force_portable = on; }
-void set_scalar_tail(bool on) { g_tail_mode = on ? 1 : 0; }
 
 void binary_conv(const ConvGeom& g, const uint64_t* in_bits, const uint64_t* wbits,
                  const int32_t* wpop, const Epilogue& ep) {
@@ -315,15 +273,6 @@ void binary_conv(const ConvGeom& g, const uint64_t* in_bits, const uint64_t* wbi
   chunk = std::max(2, chunk & ~1);
   const int64_t n_tasks = (P + chunk - 1) / chunk;
   const bool avx2 = use_avx2();
-  // Vector words and scalar tail words of the GEMM (see popgemm_avx2): a row tail of 1 or 2
-  // real words is cheaper as scalar popcnt than as a mostly-zero 4-word vector step.
-  const int kreal = g.T * g.Cw;
-  int kv = g.Kp, ktail = 0;
-  if (g_tail_mode != 0 && (kreal & 3) != 0 && (kreal & 3) <= 2) {  // popgemm_avx2: tail <= 2
-    kv = kreal & ~3;
-    ktail = kreal & 3;
-  }
-
   // Weight tap popcounts as [T][O], so the border correction runs along output channels.
   thread_local std::vector<int32_t> wpop_t_buf;
   wpop_t_buf.resize(static_cast<size_t>(g.T) * g.O);
@@ -378,7 +327,7 @@ void binary_conv(const ConvGeom& g, const uint64_t* in_bits, const uint64_t* wbi
     }
 #ifdef DWR_X86
     if (avx2)
-      popgemm_avx2(cols.data(), m, wbits, g.Op, g.Kp, kv, ktail, pop.data(), g.Op);
+      popgemm_avx2(cols.data(), m, wbits, g.Op, g.Kp, pop.data(), g.Op);
     else
 #endif
       popgemm_portable(cols.data(), m, wbits, g.Op, g.Kp, pop.data(), g.Op);

@@ -17,7 +17,7 @@ struct ConvGeom {
   int O, Op;           // output channels, rows of the packed weight (O rounded up to 4)
   int k, stride, pad;  // square kernel
   int OH, OW;
-  int T, Kp;           // taps (k*k), words per im2col row (T*Cw rounded up to 4)
+  int T, Kp;           // taps (k*k), words per im2col row (T*Cw)
 };
 
 enum Act : int { ACT_NONE = 0, ACT_HARDTANH = 1, ACT_RPRELU = 2 };
@@ -39,7 +39,8 @@ struct Epilogue {
   const uint8_t* flip = nullptr;
 };
 
-// Runs the convolution; wbits is [Op][Kp], wpop is [O][T] (popcount of each weight tap).
+// Runs the convolution; wbits is in lane layout [Op/4][Kp][4] (word k of outputs 4g..4g+3
+// side by side), wpop is [O][T] (popcount of each weight tap).
 void binary_conv(const ConvGeom& g, const uint64_t* in_bits, const uint64_t* wbits,
                  const int32_t* wpop, const Epilogue& ep);
 
@@ -50,10 +51,9 @@ void pack_signs(const float* x, const float* shift, int64_t P, int C, uint64_t* 
 // so the negative-bit of the result is the AND of the four.
 void pool_bits_2x2(const uint64_t* in, int N, int H, int W, int Cw, uint64_t* out);
 
-// Which kernel runs: "avx2" or "portable".
+// Which kernels run: "avx2" or "portable" (AVX2 when the CPU has it and it is not forced off).
 const char* kernel_isa();
+bool avx2_enabled();
 void force_portable(bool on);
-// AVX2 GEMM: count a 1- or 2-word row tail with scalar popcnt (default on); off for tests.
-void set_scalar_tail(bool on);
 
 }  // namespace dwr

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "conv.h"
+#include "float_conv.h"
 #include "threads.h"
 
 namespace nb = nanobind;
@@ -33,7 +34,7 @@ const T* optional_vec(const Arr<const T>& a, size_t n, const char* what) {
 dwr::ConvGeom geometry(const Arr<const uint64_t>& in, const Arr<const uint64_t>& w,
                        const Arr<const int32_t>& wpop, int C, int k, int stride, int pad) {
   require(in.ndim() == 4, "packed input must be [N, H, W, words]");
-  require(w.ndim() == 2 && wpop.ndim() == 2, "packed weight must be 2-D");
+  require(w.ndim() == 3 && wpop.ndim() == 2, "packed weight must be [ceil4(O)/4, k*k*words, 4]");
   require(C >= 1 && k >= 1 && k <= 7 && stride >= 1 && pad >= 0 && pad < k,
           "bad conv parameters (need 1 <= k <= 7, 0 <= pad < k, stride >= 1)");
   dwr::ConvGeom g{};
@@ -47,9 +48,10 @@ dwr::ConvGeom geometry(const Arr<const uint64_t>& in, const Arr<const uint64_t>&
   g.T = k * k;
   require(static_cast<int>(wpop.shape(1)) == g.T, "weight popcounts must be [O, k*k]");
   g.Op = (g.O + 3) / 4 * 4;
-  g.Kp = (g.T * g.Cw + 3) / 4 * 4;
-  require(static_cast<int>(w.shape(0)) == g.Op && static_cast<int>(w.shape(1)) == g.Kp,
-          "packed weight must be [ceil4(O), ceil4(k*k*words)]");
+  g.Kp = g.T * g.Cw;
+  require(static_cast<int>(w.shape(0)) == g.Op / 4 && static_cast<int>(w.shape(1)) == g.Kp &&
+              w.shape(2) == 4,
+          "packed weight must be [ceil4(O)/4, k*k*words, 4] (lane layout)");
   g.k = k;
   g.stride = stride;
   g.pad = pad;
@@ -172,6 +174,90 @@ NB_MODULE(_kernels, m) {
       },
       "x"_a.noconvert(), "out"_a.noconvert());
 
+  m.def(
+      "float_conv",
+      [](Arr<const float> x, Arr<const float> w, int O, int stride, int pad,
+         Arr<const float> bias, int act, Arr<const float> act_in, Arr<const float> act_slope,
+         Arr<const float> act_out, Arr<float> out) {
+        require(x.ndim() == 4 && w.ndim() == 4 && out.ndim() == 4,
+                "x, w and out must be 4-D (NHWC, [k, k, C, ceil8(O)], NHWC)");
+        dwr::FloatConvArgs a{};
+        a.N = static_cast<int>(x.shape(0));
+        a.H = static_cast<int>(x.shape(1));
+        a.W = static_cast<int>(x.shape(2));
+        a.C = static_cast<int>(x.shape(3));
+        a.k = static_cast<int>(w.shape(0));
+        a.O = O;
+        a.Op = (O + 7) / 8 * 8;
+        require(O >= 1 && a.C >= 1 && a.k >= 1 && a.k <= 15 && stride >= 1 && pad >= 0 &&
+                    pad < a.k,
+                "bad conv parameters (need 1 <= k <= 15, 0 <= pad < k, stride >= 1)");
+        require(w.shape(1) == static_cast<size_t>(a.k) && w.shape(2) == static_cast<size_t>(a.C) &&
+                    w.shape(3) == static_cast<size_t>(a.Op),
+                "weight must be [k, k, C, ceil8(O)]");
+        require(a.H + 2 * pad >= a.k && a.W + 2 * pad >= a.k, "input smaller than the kernel");
+        a.stride = stride;
+        a.pad = pad;
+        a.OH = (a.H + 2 * pad - a.k) / stride + 1;
+        a.OW = (a.W + 2 * pad - a.k) / stride + 1;
+        require(out.shape(0) == x.shape(0) && out.shape(1) == static_cast<size_t>(a.OH) &&
+                    out.shape(2) == static_cast<size_t>(a.OW) &&
+                    out.shape(3) == static_cast<size_t>(O),
+                "output has the wrong shape");
+        a.w = w.data();
+        a.bias = optional_vec(bias, a.Op, "bias (padded to ceil8(O))");
+        require(a.bias != nullptr, "bias is required");
+        require(act >= 0 && act <= 2, "unknown activation");
+        a.act = act;
+        if (act == dwr::ACT_RPRELU) {
+          a.act_in = optional_vec(act_in, a.Op, "act_in");
+          a.act_slope = optional_vec(act_slope, a.Op, "act_slope");
+          a.act_out = optional_vec(act_out, a.Op, "act_out");
+          require(a.act_in && a.act_slope && a.act_out, "RPReLU needs its three vectors");
+        }
+        nb::gil_scoped_release release;
+        dwr::float_conv(a, x.data(), out.data());
+      },
+      "x"_a.noconvert(), "w"_a.noconvert(), "O"_a, "stride"_a, "pad"_a, "bias"_a.noconvert(),
+      "act"_a, "act_in"_a.noconvert().none(), "act_slope"_a.noconvert().none(),
+      "act_out"_a.noconvert().none(), "out"_a.noconvert(),
+      "act(conv(x, w) + bias) on NHWC float32; vectors padded to ceil8(O).");
+
+  m.def(
+      "max_pool",
+      [](Arr<const float> x, int k, int s, int p, Arr<float> out) {
+        require(x.ndim() == 4 && out.ndim() == 4, "x and out must be NHWC");
+        require(k >= 1 && s >= 1 && p >= 0 && 2 * p <= k, "bad pooling parameters");
+        const int H = static_cast<int>(x.shape(1)), W = static_cast<int>(x.shape(2));
+        require(H + 2 * p >= k && W + 2 * p >= k, "input smaller than the pooling window");
+        require(out.shape(0) == x.shape(0) && out.shape(3) == x.shape(3) &&
+                    out.shape(1) == static_cast<size_t>((H + 2 * p - k) / s + 1) &&
+                    out.shape(2) == static_cast<size_t>((W + 2 * p - k) / s + 1),
+                "pooled output has the wrong shape");
+        nb::gil_scoped_release release;
+        dwr::max_pool(x.data(), static_cast<int>(x.shape(0)), H, W,
+                      static_cast<int>(x.shape(3)), k, s, p, out.data());
+      },
+      "x"_a.noconvert(), "k"_a, "s"_a, "p"_a, "out"_a.noconvert(),
+      "k x k max-pool, stride s, padding p (floor mode), on NHWC float32.");
+
+  m.def(
+      "avg_pool_ceil",
+      [](Arr<const float> x, int s, Arr<float> out) {
+        require(x.ndim() == 4 && out.ndim() == 4, "x and out must be NHWC");
+        require(s >= 1, "bad pooling stride");
+        const int H = static_cast<int>(x.shape(1)), W = static_cast<int>(x.shape(2));
+        require(out.shape(0) == x.shape(0) && out.shape(3) == x.shape(3) &&
+                    out.shape(1) == static_cast<size_t>((H + s - 1) / s) &&
+                    out.shape(2) == static_cast<size_t>((W + s - 1) / s),
+                "pooled output has the wrong shape");
+        nb::gil_scoped_release release;
+        dwr::avg_pool_ceil(x.data(), static_cast<int>(x.shape(0)), H, W,
+                           static_cast<int>(x.shape(3)), s, out.data());
+      },
+      "x"_a.noconvert(), "s"_a, "out"_a.noconvert(),
+      "s x s average pool, stride s, ceil mode, border windows average their own pixels.");
+
   m.def("set_num_threads", [](int n) {
     require(n >= 1, "threads must be >= 1");
     nb::gil_scoped_release release;
@@ -180,6 +266,4 @@ NB_MODULE(_kernels, m) {
   m.def("get_num_threads", &dwr::get_num_threads);
   m.def("isa", &dwr::kernel_isa, "Which popcount kernel runs: 'avx2' or 'portable'.");
   m.def("force_portable", &dwr::force_portable, "Use the portable kernel even on AVX2 CPUs.");
-  m.def("set_scalar_tail", &dwr::set_scalar_tail,
-        "AVX2 kernel: count a 1- or 2-word row tail with scalar popcnt (default True).");
 }

@@ -90,6 +90,30 @@ def test_newer_format_version(saved, tmp_path):
         engine.load(tmp_path / "v")
 
 
+def test_format_1_files_load_with_row_weights(saved, tmp_path):
+    """Format 1 stored binary weights as zero-padded rows; they are converted to lanes."""
+    comp, path = saved
+    header, payload = _split(path.read_bytes())
+    payload = bytearray(payload)
+    for entry in header["ops"]:
+        if entry["kind"] != "binary_conv":
+            continue
+        desc = entry["arrays"]["wbits"]
+        g, k, _ = desc["shape"]
+        lanes = np.frombuffer(bytes(payload), "<u8", g * k * 4, desc["offset"]).reshape(g, k, 4)
+        rows = np.zeros((4 * g, (k + 3) // 4 * 4), "<u8")
+        rows[:, :k] = lanes.transpose(0, 2, 1).reshape(4 * g, k)
+        entry["arrays"]["wbits"] = {
+            "dtype": "uint64",
+            "shape": [*rows.shape],
+            "offset": len(payload),
+        }
+        payload += rows.tobytes()
+    (tmp_path / "v1").write_bytes(_repack(header, bytes(payload), 1))
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(engine.load(tmp_path / "v1")(x), comp(x), rtol=0, atol=0)
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(DwrError, match="cannot read"):
         engine.load(tmp_path / "nope.dwre")

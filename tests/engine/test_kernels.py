@@ -14,14 +14,12 @@ from dwr.engine.pack import conv_reference, pack_bits, pack_weight, unpack_bits,
 from dwr.engine.plan import threshold
 
 
-@pytest.fixture(params=["native", "native_no_tail", "portable"])
+@pytest.fixture(params=["native", "portable"])
 def isa(request):
-    """The run-time kernel, the AVX2 one without its scalar row tail, and the portable one."""
+    """The run-time kernel (AVX2 here) and the portable one."""
     _kernels.force_portable(request.param == "portable")
-    _kernels.set_scalar_tail(request.param != "native_no_tail")
     yield request.param
     _kernels.force_portable(False)
-    _kernels.set_scalar_tail(True)
 
 
 @pytest.fixture(params=[1, 2])
@@ -126,7 +124,7 @@ def test_pack_signs_edge_values(isa):
     assert (pack_bits(x)[..., -1] >> np.uint64(c % 64)).max() == 0  # tail bits stay 0
 
 
-def test_conv_float_epilogue(threads):
+def test_conv_float_epilogue(isa, threads):
     rng = np.random.default_rng(3)
     n, c, o, h = 2, 67, 70, 6
     x = torch.randn(n, c, h, h)
@@ -199,7 +197,7 @@ def test_kernels_reject_bad_shapes():
     with pytest.raises(ValueError):
         _kernels.conv_int(bits, wbits, wpop, 65, 3, 1, 1, out)  # 65 channels need 2 words
     with pytest.raises(ValueError):
-        _kernels.conv_int(bits, wbits[:4], wpop, 64, 3, 1, 1, out)
+        _kernels.conv_int(bits, wbits[:1], wpop, 64, 3, 1, 1, out)  # 4 of 8 outputs
     with pytest.raises(ValueError):
         _kernels.conv_int(bits, wbits, wpop, 64, 3, 1, 1, np.zeros((1, 3, 4, 8), np.int32))
     with pytest.raises(ValueError):

@@ -3,7 +3,8 @@
 File layout (little endian)::
 
     magic    8 bytes   b"DWRENGN\\0"
-    version  u32       FORMAT_VERSION (a newer one is refused)
+    version  u32       FORMAT_VERSION (a newer one is refused; format 1 stored binary weights
+                       as rows [ceil4(O), ceil4(K)] and is converted to lanes on load)
     reserved u32       0
     hlen     u64       bytes of the JSON header
     plen     u64       bytes of the array payload
@@ -30,11 +31,11 @@ import torch
 from dwr.backbones.spec import BackboneSpec
 from dwr.engine import _kernels
 from dwr.engine.ops import OP_TYPES, BinaryConv, FloatConv, Head, MaxPool2, Op, State
-from dwr.engine.pack import words
+from dwr.engine.pack import lanes_from_rows, words
 from dwr.errors import DwrError
 
 MAGIC = b"DWRENGN\0"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _PREFIX = struct.Struct("<8sIIQQ32s")
 _DTYPES = {"float32", "int32", "uint8", "uint64"}
 _ALIGN = 64
@@ -231,14 +232,14 @@ class CompiledModel:
             raise bad(f"unreadable header ({exc})") from None
         payload = memoryview(body)[hlen:]
         try:
-            return cls._from_header(header, payload)
+            return cls._from_header(header, payload, version)
         except DwrError as exc:
             raise bad(str(exc)) from None
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise bad(f"malformed plan ({type(exc).__name__}: {exc})") from None
 
     @classmethod
-    def _from_header(cls, header: dict, payload: memoryview) -> CompiledModel:
+    def _from_header(cls, header: dict, payload: memoryview, version: int) -> CompiledModel:
         if not isinstance(header, dict) or not isinstance(header.get("ops"), list):
             raise DwrError("header has no op list")
         spec = None if header.get("spec") is None else BackboneSpec.from_dict(header["spec"])
@@ -248,6 +249,8 @@ class CompiledModel:
             if kind not in OP_TYPES:
                 raise DwrError(f"unknown op kind {kind!r}")
             arrays = {k: _array(v, payload) for k, v in dict(entry["arrays"]).items()}
+            if version == 1 and kind == BinaryConv.kind:
+                _upgrade_v1_weights(entry, arrays)
             ops.append(_rebuild(OP_TYPES[kind], str(entry["name"]), dict(entry["meta"]), arrays))
         return cls(ops, spec)
 
@@ -266,6 +269,18 @@ def _array(desc: dict, payload: memoryview) -> np.ndarray:
         raise DwrError("array extends past the end of the payload")
     arr = np.frombuffer(payload, dtype=dt, count=nbytes // dt.itemsize, offset=offset)
     return arr.reshape(shape).astype(dt.newbyteorder("="), copy=True)
+
+
+def _upgrade_v1_weights(entry: dict, arrays: dict[str, np.ndarray]) -> None:
+    """Format 1 -> 2: weight rows ``[ceil4(O), ceil4(K)]`` (zero-padded) to lane layout."""
+    meta, rows = dict(entry["meta"]), arrays.get("wbits")
+    k, c = meta.get("k"), meta.get("in_channels")
+    if rows is None or not (isinstance(k, int) and isinstance(c, int) and k >= 1 and c >= 1):
+        return  # the op's own checks name what is missing
+    n = k * k * words(c)
+    if rows.ndim != 2 or rows.shape[0] % 4 or rows.shape[1] < n:
+        raise DwrError(f"{entry.get('name')}: format-1 packed weight has shape {rows.shape}")
+    arrays["wbits"] = lanes_from_rows(rows[:, :n])
 
 
 _ACT_KEYS = ("act_in", "act_slope", "act_out")

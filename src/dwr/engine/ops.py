@@ -4,7 +4,8 @@ State between ops is either float activations ``x`` ([N, H, W, C] float32) or si
 ``bits`` ([N, H, W, ceil(C/64)] uint64, see :mod:`dwr.engine.pack`).
 
 - :class:`FloatConv`: the real-valued stem, ``pool(act(conv(x) * a + b))`` with BN folded
-  into the conv (``a = gamma / sqrt(var + eps)``, ``b = beta - mean * a``); run by PyTorch.
+  into the conv (``a = gamma / sqrt(var + eps)``, ``b = beta - mean * a``); run by the
+  engine's own float kernels on its thread pool.
 - :class:`BinaryConv`: one binary unit, ``act(scale * dot + bias + shortcut(x))`` where
   ``dot`` is the ±1 convolution (XNOR/popcount) of ``sign(x + shift)`` with ``sign(W)`` and
   ``scale = alpha * a`` folds the weight scale and BN. When the next op only needs the sign
@@ -33,6 +34,7 @@ from dwr.errors import DwrError
 ACTS = {"none": 0, "hardtanh": 1, "rprelu": 2}
 SHORTCUTS = ("none", "identity", "conv", "avgpool_conv", "zero_pad")
 POOLS = ("none", "max3", "max2")
+POOL_GEOMETRY = {"max3": (3, 2, 1), "max2": (2, 2, 0)}  # (kernel, stride, padding)
 
 
 @dataclass
@@ -43,14 +45,41 @@ class State:
     bits: np.ndarray | None = None
 
 
-def _nchw(x: np.ndarray) -> torch.Tensor:
-    """A channels-last NCHW tensor view of NHWC ``x`` (no copy)."""
-    return torch.from_numpy(x).permute(0, 3, 1, 2)
+def ceil8(n: int) -> int:
+    return (n + 7) // 8 * 8
 
 
-def _nhwc(t: torch.Tensor) -> np.ndarray:
-    """NHWC float32 array of an NCHW tensor (no copy when it is channels-last)."""
-    return np.ascontiguousarray(t.permute(0, 2, 3, 1).numpy(), dtype=np.float32)
+def _padded(v: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros(n, np.float32)
+    out[: len(v)] = v
+    return out
+
+
+def _float_conv_layout(w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``[O, C, k, k]`` weight and ``[O]`` bias -> the float kernel's ``[k, k, C, ceil8(O)]``
+    weight and bias padded to ``ceil8(O)`` (zeros in the padding)."""
+    o, c, k, _ = w.shape
+    wk = np.zeros((k, k, c, ceil8(o)), np.float32)
+    wk[..., :o] = w.transpose(2, 3, 1, 0)
+    return wk, _padded(b, ceil8(o))
+
+
+def _float_conv(x, wk, bk, o: int, stride: int, pad: int, act: str, rprelu: tuple) -> np.ndarray:
+    """``act(conv(x) + b)`` of NHWC float32 ``x`` on the engine's float kernel."""
+    n, h, w, _ = x.shape
+    k = wk.shape[0]
+    oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    y = np.empty((n, oh, ow, o), np.float32)
+    _kernels.float_conv(x, wk, o, stride, pad, bk, ACTS[act], *rprelu, y)
+    return y
+
+
+def _max_pool(x: np.ndarray, k: int, s: int, p: int) -> np.ndarray:
+    """k x k max-pool (stride s, padding p, floor) of NHWC float32 ``x``."""
+    n, h, w, c = x.shape
+    out = np.empty((n, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1, c), np.float32)
+    _kernels.max_pool(x, k, s, p, out)
+    return out
 
 
 def _vec(a: Any, n: int, what: str, dtype=np.float32) -> np.ndarray:
@@ -109,9 +138,8 @@ class FloatConv(Op):
         _check(self.stride >= 1 and self.pad >= 0, f"{self.name}: bad stride/padding")
         _check(self.pool in POOLS, f"{self.name}: unknown pool {self.pool!r}")
         self.rprelu = _act_arrays(self.act, self.rprelu, o, self.name)
-        self._w = torch.from_numpy(self.w).contiguous(memory_format=torch.channels_last)
-        self._b = torch.from_numpy(self.b)
-        self._r = [torch.from_numpy(v).view(1, -1, 1, 1) for v in self.rprelu if v is not None]
+        self._wk, self._bk = _float_conv_layout(self.w, self.b)
+        self._rk = tuple(None if v is None else _padded(v, ceil8(o)) for v in self.rprelu)
 
     @property
     def in_channels(self) -> int:
@@ -131,19 +159,12 @@ class FloatConv(Op):
         return out
 
     def run(self, st: State) -> State:
-        t = _nchw(st.x) if st.x is not None else None
-        y = F.conv2d(t, self._w, self._b, self.stride, self.pad)
-        if self.act == "hardtanh":
-            y = F.hardtanh(y)
-        elif self.act == "rprelu":
-            a_in, slope, a_out = self._r
-            y = y + a_in
-            y = torch.where(y >= 0, y, y * slope) + a_out
-        if self.pool == "max3":
-            y = F.max_pool2d(y, 3, 2, 1)
-        elif self.pool == "max2":
-            y = F.max_pool2d(y, 2)
-        return State(x=_nhwc(y.contiguous(memory_format=torch.channels_last)))
+        y = _float_conv(
+            st.x, self._wk, self._bk, self.out_channels, self.stride, self.pad, self.act, self._rk
+        )
+        if self.pool != "none":
+            y = _max_pool(y, *POOL_GEOMETRY[self.pool])
+        return State(x=y)
 
 
 @dataclass
@@ -156,7 +177,7 @@ class BinaryConv(Op):
     k: int = 3
     stride: int = 1
     pad: int = 1
-    wbits: np.ndarray = field(default=None)  # [ceil4(O), ceil4(k*k*words(C))] uint64
+    wbits: np.ndarray = field(default=None)  # [ceil4(O)/4, k*k*words(C), 4] uint64 lanes
     wpop: np.ndarray = field(default=None)  # [O, k*k] int32
     scale: np.ndarray = field(default=None)  # [O]
     bias: np.ndarray = field(default=None)  # [O]
@@ -177,7 +198,7 @@ class BinaryConv(Op):
         _check(self.stride >= 1 and 0 <= self.pad < k, f"{where}: bad stride/padding")
         self.wbits = np.ascontiguousarray(self.wbits, dtype=np.uint64)
         _check(
-            self.wbits.shape == (ceil4(o), ceil4(k * k * words(c))),
+            self.wbits.shape == (ceil4(o) // 4, k * k * words(c), 4),
             f"{where}: packed weight has shape {self.wbits.shape}",
         )
         self.wpop = np.ascontiguousarray(self.wpop, dtype=np.int32)
@@ -193,8 +214,7 @@ class BinaryConv(Op):
             self.sc_w = np.ascontiguousarray(self.sc_w, dtype=np.float32)
             _check(self.sc_w.shape == (o, c, 1, 1), f"{where}: shortcut weight shape")
             self.sc_b = _vec(self.sc_b, o, f"{where} shortcut bias")
-            self._sc_w = torch.from_numpy(self.sc_w).contiguous(memory_format=torch.channels_last)
-            self._sc_b = torch.from_numpy(self.sc_b)
+            self._sc = _float_conv_layout(self.sc_w, self.sc_b)
         _check(self.sc_stride >= 1, f"{where}: bad shortcut stride")
         self.rprelu = _act_arrays(self.act, self.rprelu, o, where)
         _check(self.out in ("float", "bits"), f"{where}: unknown output {self.out!r}")
@@ -240,13 +260,13 @@ class BinaryConv(Op):
             elif extra < 0:
                 r = r[..., : self.out_channels]
             return np.ascontiguousarray(r, dtype=np.float32)
-        t = _nchw(x)
         stride = self.sc_stride
         if self.shortcut == "avgpool_conv" and stride > 1:
-            t = F.avg_pool2d(t, stride, stride, ceil_mode=True, count_include_pad=False)
-            stride = 1
-        t = F.conv2d(t, self._sc_w, self._sc_b, stride)
-        return _nhwc(t.contiguous(memory_format=torch.channels_last))
+            n, h, w, c = x.shape
+            pooled = np.empty((n, -(-h // stride), -(-w // stride), c), np.float32)
+            _kernels.avg_pool_ceil(x, stride, pooled)
+            x, stride = pooled, 1
+        return _float_conv(x, *self._sc, self.out_channels, stride, 0, "none", (None,) * 3)
 
     def run(self, st: State) -> State:
         if st.bits is not None:
@@ -314,8 +334,7 @@ class MaxPool2(Op):
             out = np.empty((n, h // 2, w // 2, cw), dtype=np.uint64)
             _kernels.pool_bits_2x2(st.bits, out)
             return State(bits=out)
-        y = F.max_pool2d(_nchw(st.x), 2)
-        return State(x=_nhwc(y.contiguous(memory_format=torch.channels_last)))
+        return State(x=_max_pool(st.x, 2, 2, 0))
 
 
 @dataclass

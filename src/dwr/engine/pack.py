@@ -6,9 +6,10 @@ past the channel count are 0 in activations and weights alike, so they never mis
 
 For ±1 vectors x, w of length C packed this way: ``x . w = C - 2 * popcount(x XOR w)``.
 
-Weights of a k x k conv are packed as im2col rows ``[O][tap][word]`` (tap = ky * k + kx),
-padded with zero words to ``Kp = ceil4(k*k*words)`` and zero rows to ``Op = ceil4(O)``
-(the AVX2 kernel works on 4 words x 4 rows). ``wpop[o, t]`` is the popcount of tap t.
+Weights of a k x k conv are packed as im2col rows ``[O][tap][word]`` (tap = ky * k + kx, ``K =
+k*k*words`` words a row), padded with zero rows to ``Op = ceil4(O)`` and stored in *lane
+layout* ``[Op/4][K][4]``: word k of outputs 4g..4g+3 side by side, so one 256-bit XOR of a
+broadcast input word serves four output channels. ``wpop[o, t]`` is the popcount of tap t.
 """
 
 from __future__ import annotations
@@ -53,15 +54,21 @@ def popcount(a: np.ndarray) -> np.ndarray:
 
 
 def pack_weight(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Signs of an ``[O, C, k, k]`` weight -> ``(wbits [Op, Kp] uint64, wpop [O, k*k] int32)``."""
+    """Signs of an ``[O, C, k, k]`` weight -> ``(wbits [Op/4, K, 4] uint64, wpop [O, k*k]
+    int32)`` with ``wbits`` in lane layout (see the module docstring)."""
     o, c, kh, kw = w.shape
     taps = np.ascontiguousarray(np.transpose(w, (0, 2, 3, 1))).reshape(o, kh * kw, c)
     bits = pack_bits(taps)  # [O, T, Cw]
     wpop = popcount(bits).sum(-1).astype(np.int32)
-    rows = bits.reshape(o, -1)
-    out = np.zeros((ceil4(o), ceil4(rows.shape[1])), dtype=np.uint64)
-    out[:o, : rows.shape[1]] = rows
-    return out, wpop
+    rows = np.zeros((ceil4(o), kh * kw * words(c)), dtype=np.uint64)
+    rows[:o] = bits.reshape(o, -1)
+    return lanes_from_rows(rows), wpop
+
+
+def lanes_from_rows(rows: np.ndarray) -> np.ndarray:
+    """``[Op, K]`` weight rows (Op a multiple of 4) -> lane layout ``[Op/4, K, 4]``."""
+    op, k = rows.shape
+    return np.ascontiguousarray(rows.reshape(op // 4, 4, k).transpose(0, 2, 1))
 
 
 def conv_reference(x_pm: np.ndarray, w_pm: np.ndarray, stride: int, pad: int) -> np.ndarray:

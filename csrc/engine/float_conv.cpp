@@ -1,0 +1,220 @@
+#include "float_conv.h"
+
+#include <algorithm>
+#include <limits>
+#include <vector>
+
+#include "conv.h"
+#include "threads.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define DWR_X86 1
+#endif
+
+namespace dwr {
+namespace {
+
+inline float activate(float y, const FloatConvArgs& a, int o) {
+  if (a.act == ACT_HARDTANH) {
+    y = y < -1.0f ? -1.0f : y;
+    y = y > 1.0f ? 1.0f : y;
+  } else if (a.act == ACT_RPRELU) {
+    const float t = y + a.act_in[o];
+    y = (t >= 0.0f ? t : a.act_slope[o] * t) + a.act_out[o];
+  }
+  return y;
+}
+
+// One output row, scalar: the reference the AVX2 path is tested against.
+void conv_row_portable(const FloatConvArgs& a, const float* xp, int Wp, int oy, float* out) {
+  const int kC = a.k * a.C;
+  std::vector<float> acc(a.O);
+  for (int ox = 0; ox < a.OW; ++ox) {
+    std::fill(acc.begin(), acc.end(), 0.0f);
+    for (int ky = 0; ky < a.k; ++ky) {
+      const float* xr =
+          xp + (static_cast<int64_t>(oy * a.stride + ky) * Wp + ox * a.stride) * a.C;
+      const float* wr = a.w + static_cast<int64_t>(ky) * kC * a.Op;
+      for (int j = 0; j < kC; ++j)
+        for (int o = 0; o < a.O; ++o) acc[o] += xr[j] * wr[static_cast<int64_t>(j) * a.Op + o];
+    }
+    float* dst = out + (static_cast<int64_t>(oy) * a.OW + ox) * a.O;
+    for (int o = 0; o < a.O; ++o) dst[o] = activate(acc[o] + a.bias[o], a, o);
+  }
+}
+
+#ifdef DWR_X86
+// Bias, activation and store of np pixels x nv vectors of conv sums ([np][nv * 8] floats).
+__attribute__((target("avx2"))) void finish_block(const FloatConvArgs& a, const float* sums,
+                                                  int np, int nv, float* out, int o0) {
+  const __m256 lo = _mm256_set1_ps(-1.0f), hi = _mm256_set1_ps(1.0f);
+  const __m256 zero = _mm256_setzero_ps();
+  for (int v = 0; v < nv; ++v) {
+    const int o = o0 + 8 * v;
+    const __m256 bias = _mm256_loadu_ps(a.bias + o);
+    for (int p = 0; p < np; ++p) {
+      __m256 y = _mm256_add_ps(_mm256_loadu_ps(sums + (p * nv + v) * 8), bias);
+      if (a.act == ACT_HARDTANH) {
+        y = _mm256_min_ps(hi, _mm256_max_ps(lo, y));
+      } else if (a.act == ACT_RPRELU) {
+        const __m256 t = _mm256_add_ps(y, _mm256_loadu_ps(a.act_in + o));
+        const __m256 neg = _mm256_mul_ps(_mm256_loadu_ps(a.act_slope + o), t);
+        y = _mm256_add_ps(_mm256_blendv_ps(neg, t, _mm256_cmp_ps(t, zero, _CMP_GE_OQ)),
+                          _mm256_loadu_ps(a.act_out + o));
+      }
+      float* dst = out + static_cast<int64_t>(p) * a.O + o;
+      if (o + 8 <= a.O) {
+        _mm256_storeu_ps(dst, y);
+      } else {
+        alignas(32) float tmp[8];
+        _mm256_store_ps(tmp, y);
+        for (int i = 0; o + i < a.O; ++i) dst[i] = tmp[i];
+      }
+    }
+  }
+}
+
+// NP output pixels x NV vectors of 8 output channels, accumulated in registers.
+template <int NP, int NV>
+__attribute__((target("avx2,fma"), always_inline)) inline void conv_block(
+    const FloatConvArgs& a, const float* x, int64_t row_stride, const float* w, float* out,
+    int o0) {
+  const int kC = a.k * a.C, xstep = a.stride * a.C, Op = a.Op;
+  __m256 acc[NP][NV];
+#pragma GCC unroll 8
+  for (int p = 0; p < NP; ++p)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[p][v] = _mm256_setzero_ps();
+  for (int ky = 0; ky < a.k; ++ky) {
+    const float* xr = x + ky * row_stride;
+    const float* wr = w + static_cast<int64_t>(ky) * kC * Op;
+    for (int j = 0; j < kC; ++j) {
+      __m256 wv[NV];
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) {
+        wv[v] = _mm256_loadu_ps(wr + static_cast<int64_t>(j) * Op + 8 * v);
+        asm("" : "+x"(wv[v]));  // load once into a register, not once per pixel
+      }
+#pragma GCC unroll 8
+      for (int p = 0; p < NP; ++p) {
+        const __m256 b = _mm256_broadcast_ss(xr + p * xstep + j);
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) acc[p][v] = _mm256_fmadd_ps(b, wv[v], acc[p][v]);
+      }
+    }
+  }
+  // The sums leave the registers once, then bias and activation run over the padded channel
+  // vectors (padded to Op) and the channels below O are stored.
+  alignas(32) float sums[NP][NV * 8];
+#pragma GCC unroll 8
+  for (int p = 0; p < NP; ++p)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) _mm256_store_ps(&sums[p][8 * v], acc[p][v]);
+  finish_block(a, &sums[0][0], NP, NV, out, o0);
+}
+
+template <int NV>
+__attribute__((target("avx2,fma"))) void conv_row_nv(const FloatConvArgs& a, const float* xp,
+                                                     int Wp, int oy, int o0, float* out) {
+  const int64_t row_stride = static_cast<int64_t>(Wp) * a.C;
+  const float* x0 = xp + static_cast<int64_t>(oy) * a.stride * row_stride;
+  const float* w = a.w + o0;
+  float* orow = out + static_cast<int64_t>(oy) * a.OW * a.O;
+  auto at = [&](int ox) { return x0 + static_cast<int64_t>(ox) * a.stride * a.C; };
+  auto dst = [&](int ox) { return orow + static_cast<int64_t>(ox) * a.O; };
+  int ox = 0;
+  for (; ox + 6 <= a.OW; ox += 6) conv_block<6, NV>(a, at(ox), row_stride, w, dst(ox), o0);
+  switch (a.OW - ox) {
+    case 5: conv_block<5, NV>(a, at(ox), row_stride, w, dst(ox), o0); break;
+    case 4: conv_block<4, NV>(a, at(ox), row_stride, w, dst(ox), o0); break;
+    case 3: conv_block<3, NV>(a, at(ox), row_stride, w, dst(ox), o0); break;
+    case 2: conv_block<2, NV>(a, at(ox), row_stride, w, dst(ox), o0); break;
+    case 1: conv_block<1, NV>(a, at(ox), row_stride, w, dst(ox), o0); break;
+    default: break;
+  }
+}
+
+// One output row in blocks of 16 output channels (their weights, k*k*C*16 floats, stay in
+// L1 across the row), six pixels at a time: 12 accumulators, and per input value 2 weight
+// loads and 6 broadcasts for 12 FMAs.
+void conv_row_avx2(const FloatConvArgs& a, const float* xp, int Wp, int oy, float* out) {
+  for (int o0 = 0; o0 < a.O; o0 += 16) {
+    if (a.Op - o0 >= 16)
+      conv_row_nv<2>(a, xp, Wp, oy, o0, out);
+    else
+      conv_row_nv<1>(a, xp, Wp, oy, o0, out);
+  }
+}
+#endif
+
+}  // namespace
+
+void float_conv(const FloatConvArgs& a, const float* in, float* out) {
+  if (a.N == 0 || a.OH == 0 || a.OW == 0) return;
+  // A zero-padded copy of each image, so that the inner loops have no bounds checks.
+  const int Hp = a.H + 2 * a.pad, Wp = a.W + 2 * a.pad;
+  const int64_t img = static_cast<int64_t>(Hp) * Wp * a.C;
+  std::vector<float> xp(static_cast<size_t>(a.N) * img, 0.0f);
+  for (int n = 0; n < a.N; ++n)
+    for (int y = 0; y < a.H; ++y)
+      std::copy_n(in + (static_cast<int64_t>(n) * a.H + y) * a.W * a.C,
+                  static_cast<int64_t>(a.W) * a.C,
+                  xp.data() + n * img + (static_cast<int64_t>(y + a.pad) * Wp + a.pad) * a.C);
+  const bool avx2 = avx2_enabled();
+  parallel_for(a.N * a.OH, [&](int task) {
+    const int n = task / a.OH, oy = task % a.OH;
+    const float* x = xp.data() + n * img;
+    float* o = out + static_cast<int64_t>(n) * a.OH * a.OW * a.O;
+#ifdef DWR_X86
+    if (avx2) {
+      conv_row_avx2(a, x, Wp, oy, o);
+      return;
+    }
+#endif
+    conv_row_portable(a, x, Wp, oy, o);
+  });
+  (void)avx2;
+}
+
+void max_pool(const float* in, int N, int H, int W, int C, int k, int s, int p, float* out) {
+  const int OH = (H + 2 * p - k) / s + 1, OW = (W + 2 * p - k) / s + 1;
+  if (N <= 0 || OH <= 0 || OW <= 0) return;
+  parallel_for(N * OH, [&](int task) {
+    const int n = task / OH, oy = task % OH;
+    const int y0 = std::max(0, oy * s - p), y1 = std::min(H, oy * s - p + k);
+    for (int ox = 0; ox < OW; ++ox) {
+      const int x0 = std::max(0, ox * s - p), x1 = std::min(W, ox * s - p + k);
+      float* __restrict dst = out + ((static_cast<int64_t>(n) * OH + oy) * OW + ox) * C;
+      std::fill(dst, dst + C, -std::numeric_limits<float>::infinity());
+      for (int y = y0; y < y1; ++y)
+        for (int x = x0; x < x1; ++x) {
+          const float* __restrict src = in + ((static_cast<int64_t>(n) * H + y) * W + x) * C;
+          for (int c = 0; c < C; ++c) dst[c] = src[c] > dst[c] ? src[c] : dst[c];
+        }
+    }
+  });
+}
+
+void avg_pool_ceil(const float* in, int N, int H, int W, int C, int s, float* out) {
+  const int OH = (H + s - 1) / s, OW = (W + s - 1) / s;
+  if (N <= 0 || OH <= 0 || OW <= 0) return;
+  parallel_for(N * OH, [&](int task) {
+    const int n = task / OH, oy = task % OH;
+    const int y0 = oy * s, y1 = std::min(H, y0 + s);
+    for (int ox = 0; ox < OW; ++ox) {
+      const int x0 = ox * s, x1 = std::min(W, x0 + s);
+      float* __restrict dst = out + ((static_cast<int64_t>(n) * OH + oy) * OW + ox) * C;
+      std::fill(dst, dst + C, 0.0f);
+      for (int y = y0; y < y1; ++y)
+        for (int x = x0; x < x1; ++x) {
+          const float* __restrict src = in + ((static_cast<int64_t>(n) * H + y) * W + x) * C;
+          for (int c = 0; c < C; ++c) dst[c] += src[c];
+        }
+      const float inv = 1.0f / static_cast<float>((y1 - y0) * (x1 - x0));
+      for (int c = 0; c < C; ++c) dst[c] *= inv;
+    }
+  });
+}
+
+}  // namespace dwr
