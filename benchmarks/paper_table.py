@@ -61,7 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="epochs per step of two-step runs (default: epochs // 2, the same total)",
     )
-    p.add_argument("--pretrain-epochs", type=int, default=None, help="default: epochs // 2")
+    p.add_argument("--pretrain-epochs", type=int, default=None, help="default: epochs // 3")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument(
         "--schedule",
@@ -106,22 +106,23 @@ def row_specs(model: str, args: argparse.Namespace, data, out: Path) -> dict[str
 
 
 def dwr_spec(original, args: argparse.Namespace, data, out: Path):
-    """Pre-train the over-parameterised naive s=2 network and prune it to the original's BOPs."""
+    """The DWR pipeline's search (pre-train the over-parameterised naive s=2 network, prune it
+    to the original's BOPs), run once per backbone and cached in ``out/dwr_spec.json``."""
     from dwr.backbones import BackboneSpec
-    from dwr.cost import count_cost
-    from dwr.reshape import naive_reshape, prune, scale_widths
-    from dwr.train import load_checkpoint, train
+    from dwr.reshape.pipeline import search_dwr_spec
 
     done = out / "dwr_spec.json"
     if done.exists():
         return BackboneSpec.from_json(done.read_text())
-    wide = scale_widths(naive_reshape(original, 2), args.overparam)
-    overrides = {**schedule(args), "epochs": args.pretrain_epochs or max(1, args.epochs // 3)}
-    result = train(wide, data, out / "pretrain", "one-step", overrides, resume=True, quiet=True)
-    net = load_checkpoint(result["checkpoint"])
-    budget = count_cost(original).bops
-    found = prune(
-        net, data.sample(args.samples, seed=0), budget, "bops", name=f"{original.name}_dwr_found"
+    epochs = args.pretrain_epochs or max(1, args.epochs // 3)
+    found = search_dwr_spec(
+        original,
+        data,
+        out,
+        factor=2.0,
+        overparam=args.overparam,
+        overrides={**schedule(args), "epochs": epochs},
+        samples=args.samples,
     )
     save_json(out / "prune.json", found.to_dict())
     save_json(done, found.spec.to_dict())

@@ -158,3 +158,16 @@ def test_failed_resume_removes_the_stale_report(finished_run, small_digits, monk
             quiet=True,
         )
     assert not any((out / n).exists() for n in ("report.json", "report.md", "report.png"))
+
+
+def test_search_dwr_spec_alone(tmp_path, small_digits):
+    """Steps 2-3 without the rest of ``dwr run`` (what benchmarks/paper_table.py calls)."""
+    from dwr.reshape.pipeline import pretrain_spec, search_dwr_spec
+
+    original = TINY.replace(num_classes=small_digits.num_classes)
+    assert pretrain_spec(original, 2, 1.5).widths == (9, 17, 35)
+    found = search_dwr_spec(original, small_digits, tmp_path, samples=32, overrides={"epochs": 1})
+    assert found.spec.depths == (1, 1, 1)
+    budget = metric_value(original, "bops", tuple(small_digits.input_size))
+    assert found.budget == budget and abs(found.cost["bops"] / budget - 1) <= 0.03
+    assert (tmp_path / "pretrain").is_dir()

@@ -26,7 +26,7 @@ from dwr.backbones import BackboneSpec, get_spec
 from dwr.errors import DwrError
 from dwr.reshape.budget import TOLERANCE, check_metric, metric_value, spec_cost
 from dwr.reshape.naive import naive_reshape, scale_widths
-from dwr.reshape.prune import MIN_SAMPLES_IMAGES, prune
+from dwr.reshape.prune import MIN_SAMPLES_IMAGES, PruneResult, prune
 from dwr.reshape.report import remove_report, write_json, write_report
 
 STAGES = ("original", "naive", "pretrain", "prune", "dwr")
@@ -57,6 +57,67 @@ def _read_done(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def pretrain_spec(original: BackboneSpec, factor: float, overparam: float) -> BackboneSpec:
+    """The network that is pre-trained and then pruned: the naive reshape of ``original``
+    (depth / factor, width * sqrt(factor)) with every width times ``overparam``."""
+    base = original.name or original.family
+    naive = naive_reshape(original, factor)
+    return scale_widths(naive, overparam, name=f"{base}_naive{factor:g}_x{overparam:g}")
+
+
+def prune_checkpoint(
+    checkpoint: str | Path,
+    data: Any,
+    budget: float,
+    budget_metric: str,
+    samples: int,
+    seed: int,
+    name: str,
+) -> PruneResult:
+    """Cluster the stage features of a pre-trained checkpoint on ``samples`` training images
+    (drawn with ``seed``) and prune it to ``budget``."""
+    from dwr.train import load_checkpoint
+
+    net = load_checkpoint(checkpoint)
+    return prune(net, data.sample(samples, seed=seed), budget, budget_metric, name=name)
+
+
+def search_dwr_spec(
+    original: BackboneSpec,
+    data: Any,
+    out_dir: str | Path,
+    *,
+    factor: float = 2.0,
+    overparam: float = 1.5,
+    recipe: str = "one-step",
+    overrides: dict[str, Any] | None = None,
+    budget_metric: str = "bops",
+    samples: int = 256,
+    seed: int = 0,
+    quiet: bool = True,
+) -> PruneResult:
+    """Steps 2-3 of the method on their own (resumable under ``out_dir/pretrain``): pre-train
+    :func:`pretrain_spec`, then prune it to the original's ``budget_metric``. ``dwr run`` runs
+    the same two steps as separate stages; ``benchmarks/paper_table.py`` calls this."""
+    from dwr.train import train
+
+    wide = pretrain_spec(original, factor, overparam)
+    result = train(
+        wide,
+        data,
+        Path(out_dir) / "pretrain",
+        recipe,
+        overrides,
+        resume=True,
+        quiet=quiet,
+        seed=seed,
+    )
+    budget = metric_value(original, budget_metric, tuple(data.input_size))
+    last = result.get("last_checkpoint", result["checkpoint"])
+    name = f"{original.name or original.family}_dwr{factor:g}"
+    return prune_checkpoint(last, data, budget, budget_metric, samples, seed, name)
 
 
 def run_pipeline(
@@ -110,7 +171,7 @@ def run_pipeline(
     original = original.replace(**fit)
     base = original.name or original.family
     naive = naive.replace(**fit, name=f"{base}_naive{factor:g}")
-    wide = scale_widths(naive, overparam, name=f"{base}_naive{factor:g}_x{overparam:g}")
+    wide = pretrain_spec(original, factor, overparam)
     size = tuple(data.input_size)
     budget = metric_value(original, budget_metric, size)
     top = metric_value(wide, budget_metric, size)
@@ -214,10 +275,9 @@ def run_pipeline(
     )
 
     def prune_fn() -> dict[str, Any]:
-        net = load_checkpoint(done["pretrain"]["checkpoint"])
-        images = data.sample(samples, seed=seed)
-        result = prune(net, images, budget, budget_metric, name=f"{base}_dwr{factor:g}")
-        return result.to_dict()
+        ckpt = done["pretrain"]["checkpoint"]
+        name = f"{base}_dwr{factor:g}"
+        return prune_checkpoint(ckpt, data, budget, budget_metric, samples, seed, name).to_dict()
 
     done["prune"] = stage(
         "prune",
