@@ -315,7 +315,7 @@ bool avx2_enabled() { return use_avx2(); }
 void force_portable(bool on) { g_force_portable = on; }
 
 void binary_conv(const ConvGeom& g, const uint64_t* in_bits, const uint64_t* wbits,
-                 const int32_t* wpop, const Epilogue& ep) {
+                 const int32_t* wpop, const Epilogue& ep, const uint64_t* wsplit) {
   const int64_t P = static_cast<int64_t>(g.N) * g.OH * g.OW;
   if (P == 0 || g.O == 0) return;
   const int threads = get_num_threads();
@@ -335,11 +335,11 @@ void binary_conv(const ConvGeom& g, const uint64_t* in_bits, const uint64_t* wbi
   const int32_t* wpop_t = wpop_t_buf.data();
 #ifdef DWR_X86
   thread_local std::vector<uint64_t> wsplit_buf;
-  if (avx2) {
+  if (avx2 && wsplit == nullptr) {
     wsplit_buf.resize(static_cast<size_t>(g.Op) * g.Kp * 2);
     split_weight_lanes(wbits, g.Op, g.Kp, wsplit_buf.data());
+    wsplit = wsplit_buf.data();
   }
-  const uint64_t* wsplit = wsplit_buf.data();
 #endif
 
   parallel_for(static_cast<int>(n_tasks), [&](int task) {

@@ -40,9 +40,11 @@ struct Epilogue {
 };
 
 // Runs the convolution; wbits is in lane layout [Op/4][Kp][4] (word k of outputs 4g..4g+3
-// side by side), wpop is [O][T] (popcount of each weight tap).
+// side by side), wpop is [O][T] (popcount of each weight tap). wsplit, when given, is the
+// nibble-split form of wbits that the AVX2 GEMM reads ([Op/4][Kp][2][4], see conv.cpp);
+// without it the split is made on every call.
 void binary_conv(const ConvGeom& g, const uint64_t* in_bits, const uint64_t* wbits,
-                 const int32_t* wpop, const Epilogue& ep);
+                 const int32_t* wpop, const Epilogue& ep, const uint64_t* wsplit = nullptr);
 
 // bits[p][w] from x[p][c] (+ shift[c] when given): bit set where !(x + shift >= 0).
 void pack_signs(const float* x, const float* shift, int64_t P, int C, uint64_t* bits);

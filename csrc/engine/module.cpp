@@ -61,6 +61,15 @@ dwr::ConvGeom geometry(const Arr<const uint64_t>& in, const Arr<const uint64_t>&
   return g;
 }
 
+// The optional nibble-split weight ([Op/4][Kp][2][4]) of a conv call, or nullptr.
+const uint64_t* split_weight(const Arr<const uint64_t>& ws, const dwr::ConvGeom& g) {
+  if (!ws.is_valid()) return nullptr;
+  require(ws.ndim() == 4 && ws.shape(0) == static_cast<size_t>(g.Op / 4) &&
+              ws.shape(1) == static_cast<size_t>(g.Kp) && ws.shape(2) == 2 && ws.shape(3) == 4,
+          "split weight must be [ceil4(O)/4, k*k*words, 2, 4]");
+  return ws.data();
+}
+
 template <typename T>
 void check_out(const Arr<T>& out, const dwr::ConvGeom& g, size_t last, const char* what) {
   require(out.ndim() == 4 && out.shape(0) == static_cast<size_t>(g.N) &&
@@ -77,16 +86,18 @@ NB_MODULE(_kernels, m) {
   m.def(
       "conv_int",
       [](Arr<const uint64_t> in, Arr<const uint64_t> w, Arr<const int32_t> wpop, int C, int k,
-         int stride, int pad, Arr<int32_t> out) {
+         int stride, int pad, Arr<int32_t> out, Arr<const uint64_t> wsplit) {
         const dwr::ConvGeom g = geometry(in, w, wpop, C, k, stride, pad);
         check_out(out, g, g.O, "output");
         dwr::Epilogue ep;
         ep.mode = dwr::MODE_INT;
         ep.out_int = out.data();
+        const uint64_t* ws = split_weight(wsplit, g);
         nb::gil_scoped_release release;
-        dwr::binary_conv(g, in.data(), w.data(), wpop.data(), ep);
+        dwr::binary_conv(g, in.data(), w.data(), wpop.data(), ep, ws);
       },
       "x"_a.noconvert(), "w"_a.noconvert(), "wpop"_a.noconvert(), "C"_a, "k"_a, "stride"_a, "pad"_a, "out"_a.noconvert(),
+      "wsplit"_a.noconvert().none() = nb::none(),
       "Integer ±1 convolution: out[n,y,x,o] = sum over valid taps of x*w.");
 
   m.def(
@@ -94,7 +105,8 @@ NB_MODULE(_kernels, m) {
       [](Arr<const uint64_t> in, Arr<const uint64_t> w, Arr<const int32_t> wpop, int C, int k,
          int stride, int pad, Arr<const float> scale, Arr<const float> bias,
          Arr<const float> residual, int act, Arr<const float> act_in,
-         Arr<const float> act_slope, Arr<const float> act_out, Arr<float> out) {
+         Arr<const float> act_slope, Arr<const float> act_out, Arr<float> out,
+         Arr<const uint64_t> wsplit) {
         const dwr::ConvGeom g = geometry(in, w, wpop, C, k, stride, pad);
         check_out(out, g, g.O, "output");
         dwr::Epilogue ep;
@@ -115,19 +127,21 @@ NB_MODULE(_kernels, m) {
           ep.act_out = optional_vec(act_out, g.O, "act_out");
           require(ep.act_in && ep.act_slope && ep.act_out, "RPReLU needs its three vectors");
         }
+        const uint64_t* ws = split_weight(wsplit, g);
         nb::gil_scoped_release release;
-        dwr::binary_conv(g, in.data(), w.data(), wpop.data(), ep);
+        dwr::binary_conv(g, in.data(), w.data(), wpop.data(), ep, ws);
       },
       "x"_a.noconvert(), "w"_a.noconvert(), "wpop"_a.noconvert(), "C"_a, "k"_a, "stride"_a, "pad"_a, "scale"_a.noconvert(), "bias"_a.noconvert(),
       "residual"_a.noconvert().none(), "act"_a, "act_in"_a.noconvert().none(), "act_slope"_a.noconvert().none(),
       "act_out"_a.noconvert().none(), "out"_a.noconvert(),
+      "wsplit"_a.noconvert().none() = nb::none(),
       "act(scale*dot + bias + residual) as float NHWC.");
 
   m.def(
       "conv_bits",
       [](Arr<const uint64_t> in, Arr<const uint64_t> w, Arr<const int32_t> wpop, int C, int k,
          int stride, int pad, Arr<const int32_t> thr, Arr<const uint8_t> flip,
-         Arr<uint64_t> out) {
+         Arr<uint64_t> out, Arr<const uint64_t> wsplit) {
         const dwr::ConvGeom g = geometry(in, w, wpop, C, k, stride, pad);
         check_out(out, g, static_cast<size_t>((g.O + 63) / 64), "output");
         dwr::Epilogue ep;
@@ -136,10 +150,12 @@ NB_MODULE(_kernels, m) {
         ep.thr = optional_vec(thr, g.O, "thr");
         ep.flip = optional_vec(flip, g.O, "flip");
         require(ep.thr && ep.flip, "thresholds are required");
+        const uint64_t* ws = split_weight(wsplit, g);
         nb::gil_scoped_release release;
-        dwr::binary_conv(g, in.data(), w.data(), wpop.data(), ep);
+        dwr::binary_conv(g, in.data(), w.data(), wpop.data(), ep, ws);
       },
       "x"_a.noconvert(), "w"_a.noconvert(), "wpop"_a.noconvert(), "C"_a, "k"_a, "stride"_a, "pad"_a, "thr"_a.noconvert(), "flip"_a.noconvert(), "out"_a.noconvert(),
+      "wsplit"_a.noconvert().none() = nb::none(),
       "Sign bits of the next layer: +1 iff (flip ? dot <= thr : dot >= thr).");
 
   m.def(

@@ -10,7 +10,14 @@ import torch
 import torch.nn.functional as F
 
 from dwr.engine import _kernels
-from dwr.engine.pack import conv_reference, pack_bits, pack_weight, unpack_bits, words
+from dwr.engine.pack import (
+    conv_reference,
+    pack_bits,
+    pack_weight,
+    split_nibbles,
+    unpack_bits,
+    words,
+)
 from dwr.engine.plan import threshold
 
 
@@ -101,6 +108,20 @@ def test_padding_contributes_zero():
     w = torch.ones(2, c, 3, 3)
     got = _conv_int(x, w, 1, 1)[0, 0]
     assert got[0, 0] == 4 * c and got[0, 2] == 6 * c and got[1, 2] == 9 * c
+
+
+def test_precomputed_split_weights_give_the_same_result(isa, threads):
+    """The nibble-split weights a BinaryConv op makes once equal the per-call split."""
+    x, w = torch.randn(2, 130, 7, 6), torch.randn(9, 130, 3, 3)
+    bits = pack_bits(x.permute(0, 2, 3, 1).numpy())
+    wbits, wpop = pack_weight(w.numpy())
+    a, b = (np.empty((2, 7, 6, 9), np.int32) for _ in range(2))
+    _kernels.conv_int(bits, wbits, wpop, 130, 3, 1, 1, a)
+    _kernels.conv_int(bits, wbits, wpop, 130, 3, 1, 1, b, wsplit=split_nibbles(wbits))
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a.transpose(0, 3, 1, 2), _conv_int(x, w, 1, 1))
+    with pytest.raises(ValueError, match="split weight"):
+        _kernels.conv_int(bits, wbits, wpop, 130, 3, 1, 1, b, wsplit=split_nibbles(wbits)[:1])
 
 
 def test_numpy_reference_matches_torch():

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from dwr.engine import _kernels
-from dwr.engine.pack import ceil4, words
+from dwr.engine.pack import ceil4, split_nibbles, words
 from dwr.errors import DwrError
 
 ACTS = {"none": 0, "hardtanh": 1, "rprelu": 2}
@@ -201,6 +201,7 @@ class BinaryConv(Op):
             self.wbits.shape == (ceil4(o) // 4, k * k * words(c), 4),
             f"{where}: packed weight has shape {self.wbits.shape}",
         )
+        self._wsplit = split_nibbles(self.wbits)
         self.wpop = np.ascontiguousarray(self.wpop, dtype=np.int32)
         _check(self.wpop.shape == (o, k * k), f"{where}: weight popcounts have a bad shape")
         self.scale = _vec(self.scale, o, f"{where} scale")
@@ -290,6 +291,7 @@ class BinaryConv(Op):
                 self.thr,
                 self.flip,
                 out,
+                wsplit=self._wsplit,
             )
             return State(bits=out)
         res = self._residual(st.x) if self.shortcut != "none" else None
@@ -311,6 +313,7 @@ class BinaryConv(Op):
             a_slope,
             a_out,
             out,
+            wsplit=self._wsplit,
         )
         return State(x=out)
 
