@@ -36,6 +36,10 @@ class Pool {
 
   int size() const { return nthreads_; }
 
+  // Tasks are claimed from one 64-bit ticket, (job generation << 32) | next task index, by
+  // compare-and-swap, so a worker that wakes late can never claim a task of a newer job. The
+  // caller works too and waits only for the tasks to be *done*: a descheduled worker that has
+  // claimed nothing (a shared host may take its core away) does not hold the job up.
   void run(int n_tasks, const std::function<void(int)>& fn) {
     if (n_tasks <= 0) return;
     std::lock_guard<std::mutex> run_lock(run_mutex_);
@@ -44,18 +48,19 @@ class Pool {
       return;
     }
     fn_ = &fn;
-    n_tasks_ = n_tasks;
-    next_.store(0, std::memory_order_relaxed);
-    busy_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+    n_tasks_.store(n_tasks, std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
     {
       std::lock_guard<std::mutex> lk(m_);
-      gen_.fetch_add(1, std::memory_order_release);
+      const unsigned long long gen = gen_.load(std::memory_order_relaxed) + 1;
+      ticket_.store(gen << 32, std::memory_order_release);
+      gen_.store(gen, std::memory_order_release);
     }
     cv_.notify_all();
-    work();
-    // Wait for the workers; yield after a short spin so that on a busy (oversubscribed)
-    // machine a descheduled worker gets the core back instead of us burning it.
-    for (int spins = 0; busy_.load(std::memory_order_acquire) != 0; ++spins) {
+    work(gen_.load(std::memory_order_relaxed));
+    // Yield after a short spin so that on an oversubscribed machine a worker that is running
+    // a task gets the core back instead of us burning it.
+    for (int spins = 0; done_.load(std::memory_order_acquire) != n_tasks; ++spins) {
       if (spins < 2000)
         cpu_relax();
       else
@@ -65,11 +70,21 @@ class Pool {
   }
 
  private:
-  void work() {
+  // Claims and runs tasks of job `gen` until none is left (or a newer job replaced it).
+  void work(unsigned long long gen) {
     for (;;) {
-      int t = next_.fetch_add(1, std::memory_order_relaxed);
-      if (t >= n_tasks_) break;
-      (*fn_)(t);
+      unsigned long long t = ticket_.load(std::memory_order_acquire);
+      int task;
+      for (;;) {
+        if ((t >> 32) != gen) return;
+        task = static_cast<int>(t & 0xffffffffULL);
+        if (task >= n_tasks_.load(std::memory_order_relaxed)) return;
+        if (ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel,
+                                          std::memory_order_acquire))
+          break;
+      }
+      (*fn_)(task);  // the job cannot end before this claimed task is done
+      done_.fetch_add(1, std::memory_order_release);
     }
   }
 
@@ -86,8 +101,7 @@ class Pool {
       }
       seen = gen_.load(std::memory_order_acquire);
       if (stop_) return;
-      work();
-      busy_.fetch_sub(1, std::memory_order_release);
+      work(seen);
     }
   }
 
@@ -107,10 +121,10 @@ class Pool {
   std::mutex m_, run_mutex_;
   std::condition_variable cv_;
   std::atomic<unsigned long long> gen_{0};
-  std::atomic<int> next_{0};
-  std::atomic<int> busy_{0};
+  std::atomic<unsigned long long> ticket_{0};
+  std::atomic<int> n_tasks_{0};
+  std::atomic<int> done_{0};
   const std::function<void(int)>* fn_ = nullptr;
-  int n_tasks_ = 0;
   int nthreads_ = 1;
   std::atomic<bool> stop_{false};
 };
