@@ -42,7 +42,7 @@ _ALIGN = 64
 
 
 def set_num_threads(n: int) -> None:
-    """Threads of the engine's kernels (the float parts run in PyTorch on one thread)."""
+    """Threads of the engine's kernels (all but the classifier, which runs in PyTorch)."""
     if int(n) < 1:
         raise DwrError(f"threads must be >= 1, got {n}")
     _kernels.set_num_threads(int(n))
@@ -150,7 +150,7 @@ class CompiledModel:
         """Logits ``[N, classes]`` for NCHW float32 ``x`` (a tensor in, a tensor out)."""
         as_tensor = isinstance(x, torch.Tensor)
         st = State(x=self._input(x))
-        # The float parts run single-threaded inside PyTorch: two thread pools that both
+        # Only the classifier runs in PyTorch, single-threaded: two thread pools that both
         # spin-wait (PyTorch's OpenMP team and ours) starve each other on a few cores.
         torch_threads = torch.get_num_threads()
         try:

@@ -135,7 +135,12 @@ class FloatConv(Op):
         _check(self.w.ndim == 4 and min(self.w.shape) >= 1, f"{self.name}: bad conv weight")
         o = self.w.shape[0]
         self.b = _vec(self.b, o, f"{self.name} bias")
-        _check(self.stride >= 1 and self.pad >= 0, f"{self.name}: bad stride/padding")
+        _check(
+            self.w.shape[2] == self.w.shape[3] <= 15, f"{self.name}: kernel must be square, <= 15"
+        )
+        _check(
+            self.stride >= 1 and 0 <= self.pad < self.w.shape[2], f"{self.name}: bad stride/padding"
+        )
         _check(self.pool in POOLS, f"{self.name}: unknown pool {self.pool!r}")
         self.rprelu = _act_arrays(self.act, self.rprelu, o, self.name)
         self._wk, self._bk = _float_conv_layout(self.w, self.b)
