@@ -278,7 +278,15 @@ def remeasure_latency(args: argparse.Namespace, passes: int = 3) -> None:
 
     paths = sorted(args.out.glob("**/table_row.json"))
     rows = [json.loads(p.read_text()) for p in paths]
-    specs = [get_spec(r["model"], depths=r["depths"], widths=r["widths"]) for r in rows]
+    # the authors' specs have their own stage layout (VGG-Small: 5 stages), so start from them
+    specs = [
+        get_spec(
+            f"{r['model']}_dwr" if r["row"] == "authors_dwr" else r["model"],
+            depths=r["depths"],
+            widths=r["widths"],
+        )
+        for r in rows
+    ]
     best: dict[str, float] = {}
     for _ in range(passes):
         cache: dict[str, float | None] = {}
