@@ -12,20 +12,6 @@ from dwr.engine import _kernels
 from dwr.engine.ops import FloatConv, State
 
 
-@pytest.fixture(params=["native", "portable"])
-def isa(request):
-    _kernels.force_portable(request.param == "portable")
-    yield request.param
-    _kernels.force_portable(False)
-
-
-@pytest.fixture(params=[1, 2])
-def threads(request):
-    _kernels.set_num_threads(request.param)
-    yield request.param
-    _kernels.set_num_threads(1)
-
-
 def _torch_stem(x, w, b, stride, pad, act, rprelu, pool):
     y = F.conv2d(
         torch.from_numpy(x).permute(0, 3, 1, 2),

@@ -21,21 +21,6 @@ from dwr.engine.pack import (
 from dwr.engine.plan import threshold
 
 
-@pytest.fixture(params=["native", "portable"])
-def isa(request):
-    """The run-time kernel (AVX2 here) and the portable one."""
-    _kernels.force_portable(request.param == "portable")
-    yield request.param
-    _kernels.force_portable(False)
-
-
-@pytest.fixture(params=[1, 2])
-def threads(request):
-    _kernels.set_num_threads(request.param)
-    yield request.param
-    _kernels.set_num_threads(1)
-
-
 def _sign(t: torch.Tensor) -> torch.Tensor:
     return torch.where(t >= 0, 1.0, -1.0)
 
