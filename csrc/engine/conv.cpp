@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "activation.h"
 #include "threads.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -196,21 +197,10 @@ void pack_signs_portable(const float* x, const float* shift, int C, uint64_t* bi
 // y = scale * dot + bias (+ residual), then the activation, per output channel. The AVX2
 // path does eight channels at a time with the same operations in the same order (no FMA
 // contraction, see CMakeLists.txt), so both paths give bit-identical outputs.
-template <int ACT>
-inline float epilogue_value(float y, const Epilogue& ep, int o) {
-  if (ACT == ACT_HARDTANH) {
-    y = y < -1.0f ? -1.0f : y;
-    y = y > 1.0f ? 1.0f : y;
-  } else if (ACT == ACT_RPRELU) {
-    const float t = y + ep.act_in[o];
-    y = (t >= 0.0f ? t : ep.act_slope[o] * t) + ep.act_out[o];
-  }
-  return y;
-}
-
 template <int ACT, bool RES>
 void epilogue_float_portable(const ConvGeom& g, const Epilogue& ep, const int32_t* dots,
                              int64_t p0, int m) {
+  const ActParams act{ep.act_in, ep.act_slope, ep.act_out};
   for (int r = 0; r < m; ++r) {
     const int32_t* d = dots + static_cast<size_t>(r) * g.Op;
     float* out = ep.out_float + (p0 + r) * g.O;
@@ -218,7 +208,7 @@ void epilogue_float_portable(const ConvGeom& g, const Epilogue& ep, const int32_
     for (int o = 0; o < g.O; ++o) {
       float y = ep.scale[o] * static_cast<float>(d[o]) + ep.bias[o];
       if (RES) y += res[o];
-      out[o] = epilogue_value<ACT>(y, ep, o);
+      out[o] = activate(y, ACT, act, o);
     }
   }
 }
@@ -228,8 +218,7 @@ template <int ACT, bool RES>
 __attribute__((target("avx2"))) void epilogue_float_avx2(const ConvGeom& g, const Epilogue& ep,
                                                          const int32_t* dots, int64_t p0,
                                                          int m) {
-  const __m256 lo = _mm256_set1_ps(-1.0f), hi = _mm256_set1_ps(1.0f);
-  const __m256 zero = _mm256_setzero_ps();
+  const ActParams act{ep.act_in, ep.act_slope, ep.act_out};
   const int O = g.O, O8 = g.O & ~7;
   for (int r = 0; r < m; ++r) {
     const int32_t* d = dots + static_cast<size_t>(r) * g.Op;
@@ -240,21 +229,12 @@ __attribute__((target("avx2"))) void epilogue_float_avx2(const ConvGeom& g, cons
       __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(ep.scale + o), dot),
                                _mm256_loadu_ps(ep.bias + o));
       if (RES) y = _mm256_add_ps(y, _mm256_loadu_ps(res + o));
-      if (ACT == ACT_HARDTANH) {
-        y = _mm256_max_ps(lo, y);  // (-1 > y) ? -1 : y, as the scalar path
-        y = _mm256_min_ps(hi, y);  // (1 < y) ? 1 : y
-      } else if (ACT == ACT_RPRELU) {
-        const __m256 t = _mm256_add_ps(y, _mm256_loadu_ps(ep.act_in + o));
-        const __m256 neg = _mm256_mul_ps(_mm256_loadu_ps(ep.act_slope + o), t);
-        y = _mm256_blendv_ps(neg, t, _mm256_cmp_ps(t, zero, _CMP_GE_OQ));
-        y = _mm256_add_ps(y, _mm256_loadu_ps(ep.act_out + o));
-      }
-      _mm256_storeu_ps(out + o, y);
+      _mm256_storeu_ps(out + o, activate8(y, ACT, act, o));
     }
     for (int o = O8; o < O; ++o) {
       float y = ep.scale[o] * static_cast<float>(d[o]) + ep.bias[o];
       if (RES) y += res[o];
-      out[o] = epilogue_value<ACT>(y, ep, o);
+      out[o] = activate(y, ACT, act, o);
     }
   }
 }

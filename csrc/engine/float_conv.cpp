@@ -4,6 +4,7 @@
 #include <limits>
 #include <vector>
 
+#include "activation.h"
 #include "conv.h"
 #include "threads.h"
 
@@ -14,17 +15,6 @@
 
 namespace dwr {
 namespace {
-
-inline float activate(float y, const FloatConvArgs& a, int o) {
-  if (a.act == ACT_HARDTANH) {
-    y = y < -1.0f ? -1.0f : y;
-    y = y > 1.0f ? 1.0f : y;
-  } else if (a.act == ACT_RPRELU) {
-    const float t = y + a.act_in[o];
-    y = (t >= 0.0f ? t : a.act_slope[o] * t) + a.act_out[o];
-  }
-  return y;
-}
 
 // One output row, scalar: the reference the AVX2 path is tested against.
 void conv_row_portable(const FloatConvArgs& a, const float* xp, int Wp, int oy, float* out) {
@@ -40,7 +30,8 @@ void conv_row_portable(const FloatConvArgs& a, const float* xp, int Wp, int oy, 
         for (int o = 0; o < a.O; ++o) acc[o] += xr[j] * wr[static_cast<int64_t>(j) * a.Op + o];
     }
     float* dst = out + (static_cast<int64_t>(oy) * a.OW + ox) * a.O;
-    for (int o = 0; o < a.O; ++o) dst[o] = activate(acc[o] + a.bias[o], a, o);
+    const ActParams act{a.act_in, a.act_slope, a.act_out};
+    for (int o = 0; o < a.O; ++o) dst[o] = activate(acc[o] + a.bias[o], a.act, act, o);
   }
 }
 
@@ -48,21 +39,13 @@ void conv_row_portable(const FloatConvArgs& a, const float* xp, int Wp, int oy, 
 // Bias, activation and store of np pixels x nv vectors of conv sums ([np][nv * 8] floats).
 __attribute__((target("avx2"))) void finish_block(const FloatConvArgs& a, const float* sums,
                                                   int np, int nv, float* out, int o0) {
-  const __m256 lo = _mm256_set1_ps(-1.0f), hi = _mm256_set1_ps(1.0f);
-  const __m256 zero = _mm256_setzero_ps();
+  const ActParams act{a.act_in, a.act_slope, a.act_out};
   for (int v = 0; v < nv; ++v) {
     const int o = o0 + 8 * v;
     const __m256 bias = _mm256_loadu_ps(a.bias + o);
     for (int p = 0; p < np; ++p) {
-      __m256 y = _mm256_add_ps(_mm256_loadu_ps(sums + (p * nv + v) * 8), bias);
-      if (a.act == ACT_HARDTANH) {
-        y = _mm256_min_ps(hi, _mm256_max_ps(lo, y));
-      } else if (a.act == ACT_RPRELU) {
-        const __m256 t = _mm256_add_ps(y, _mm256_loadu_ps(a.act_in + o));
-        const __m256 neg = _mm256_mul_ps(_mm256_loadu_ps(a.act_slope + o), t);
-        y = _mm256_add_ps(_mm256_blendv_ps(neg, t, _mm256_cmp_ps(t, zero, _CMP_GE_OQ)),
-                          _mm256_loadu_ps(a.act_out + o));
-      }
+      const __m256 y =
+          activate8(_mm256_add_ps(_mm256_loadu_ps(sums + (p * nv + v) * 8), bias), a.act, act, o);
       float* dst = out + static_cast<int64_t>(p) * a.O + o;
       if (o + 8 <= a.O) {
         _mm256_storeu_ps(dst, y);

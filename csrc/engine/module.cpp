@@ -70,6 +70,26 @@ const uint64_t* split_weight(const Arr<const uint64_t>& ws, const dwr::ConvGeom&
   return ws.data();
 }
 
+struct ActVectors {
+  const float* in = nullptr;
+  const float* slope = nullptr;
+  const float* out = nullptr;
+};
+
+// The activation code, checked, and its RPReLU vectors (n values each) when it needs them.
+ActVectors activation(int act, const Arr<const float>& in, const Arr<const float>& slope,
+                      const Arr<const float>& out, size_t n) {
+  require(act >= 0 && act <= 2, "unknown activation");
+  ActVectors v;
+  if (act == dwr::ACT_RPRELU) {
+    v.in = optional_vec(in, n, "act_in");
+    v.slope = optional_vec(slope, n, "act_slope");
+    v.out = optional_vec(out, n, "act_out");
+    require(v.in && v.slope && v.out, "RPReLU needs its three vectors");
+  }
+  return v;
+}
+
 template <typename T>
 void check_out(const Arr<T>& out, const dwr::ConvGeom& g, size_t last, const char* what) {
   require(out.ndim() == 4 && out.shape(0) == static_cast<size_t>(g.N) &&
@@ -119,14 +139,11 @@ NB_MODULE(_kernels, m) {
           check_out(residual, g, g.O, "residual");
           ep.residual = residual.data();
         }
-        require(act >= 0 && act <= 2, "unknown activation");
+        const ActVectors v = activation(act, act_in, act_slope, act_out, g.O);
         ep.act = act;
-        if (act == dwr::ACT_RPRELU) {
-          ep.act_in = optional_vec(act_in, g.O, "act_in");
-          ep.act_slope = optional_vec(act_slope, g.O, "act_slope");
-          ep.act_out = optional_vec(act_out, g.O, "act_out");
-          require(ep.act_in && ep.act_slope && ep.act_out, "RPReLU needs its three vectors");
-        }
+        ep.act_in = v.in;
+        ep.act_slope = v.slope;
+        ep.act_out = v.out;
         const uint64_t* ws = split_weight(wsplit, g);
         nb::gil_scoped_release release;
         dwr::binary_conv(g, in.data(), w.data(), wpop.data(), ep, ws);
@@ -223,14 +240,11 @@ NB_MODULE(_kernels, m) {
         a.w = w.data();
         a.bias = optional_vec(bias, a.Op, "bias (padded to ceil8(O))");
         require(a.bias != nullptr, "bias is required");
-        require(act >= 0 && act <= 2, "unknown activation");
+        const ActVectors v = activation(act, act_in, act_slope, act_out, a.Op);
         a.act = act;
-        if (act == dwr::ACT_RPRELU) {
-          a.act_in = optional_vec(act_in, a.Op, "act_in");
-          a.act_slope = optional_vec(act_slope, a.Op, "act_slope");
-          a.act_out = optional_vec(act_out, a.Op, "act_out");
-          require(a.act_in && a.act_slope && a.act_out, "RPReLU needs its three vectors");
-        }
+        a.act_in = v.in;
+        a.act_slope = v.slope;
+        a.act_out = v.out;
         nb::gil_scoped_release release;
         dwr::float_conv(a, x.data(), out.data());
       },
