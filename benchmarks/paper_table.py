@@ -14,13 +14,14 @@ family), trains every row with the same seeds and schedule and evaluates it on t
 
 Every (backbone, row, method, seed) writes its result as it finishes and is skipped on a rerun,
 so the table survives interrupted sessions. Schedules are chosen on a validation split carved
-from the training batches; the test split is used only for the final number of each run, which
-is the *last* epoch's model (no checkpoint is picked on test).
+from the training batches; the test split is used only for the final number of each run, taken
+with the checkpoint of the best *validation* epoch (nothing is picked on test).
 
     python benchmarks/paper_table.py --data-dir ../shared/data/cifar10-5k/cifar-10-batches-py
 
-writes ``docs/results.json``, ``docs/results.md`` and ``docs/results.png`` (rebuilt after every run;
-``--report-only`` rebuilds them from the JSON).
+writes ``docs/results.json``, ``docs/results_table.md`` and ``docs/results.png`` (rebuilt after
+every run; ``--report-only`` rebuilds them from the JSON); ``docs/results.md`` discusses them.
+``benchmarks/paper_table_parallel.sh`` runs the same table as parallel jobs on a bigger machine.
 """
 
 from __future__ import annotations
@@ -162,11 +163,12 @@ def latency_ms(spec, cache: dict[str, float]) -> float | None:
     return cache[key]
 
 
-def train_run(spec, data, run_dir: Path, method: str, seed: int, args, teacher) -> float:
-    """Train one row/method/seed (resumable); test top-1 of the epoch best on validation."""
+def train_run(spec, data, run_dir: Path, method: str, seed: int, args, teacher) -> dict[str, Any]:
+    """Train one row/method/seed (resumable); ``train``'s result (test top-1 of the epoch
+    best on validation, wall seconds, ...)."""
     from dwr.train import train
 
-    result = train(
+    return train(
         spec,
         data,
         run_dir,
@@ -177,7 +179,6 @@ def train_run(spec, data, run_dir: Path, method: str, seed: int, args, teacher) 
         quiet=True,
         seed=seed,
     )
-    return float(result["top1"])
 
 
 def method_schedule(args: argparse.Namespace, method: str) -> dict[str, Any]:
@@ -241,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"[{time.strftime('%H:%M:%S')}] {model} {row} {method} seed {seed}",
                         flush=True,
                     )
-                    top1 = train_run(spec, data, run_dir, method, seed, args, teachers.get(model))
+                    result = train_run(spec, data, run_dir, method, seed, args, teachers.get(model))
+                    top1 = float(result["top1"])
                     cost = count_cost(spec)
                     save_json(
                         run_dir / "table_row.json",
@@ -260,9 +262,11 @@ def main(argv: list[str] | None = None) -> int:
                             "activations": cost.activations,
                             "latency_ms": latency_ms(spec, lat_cache),
                             "schedule": method_schedule(args, method),
+                            "trained_on": machine(),
+                            "train_seconds": result.get("seconds"),
                         },
                     )
-                    save_json(args.out / "meta.json", meta(args, time.time() - start))
+                    save_json(job_path(args), job_meta(args, time.time() - start))
                     publish(args)
                     print(f"    top1 {top1:.2f}", flush=True)
     return 0
@@ -303,15 +307,33 @@ def remeasure_latency(args: argparse.Namespace, passes: int = 3) -> None:
 def publish(args: argparse.Namespace) -> None:
     """Rebuild docs/results.{json,png} and the table from every finished run on disk."""
     runs = [json.loads(p.read_text()) for p in sorted(args.out.glob("**/table_row.json"))]
-    meta_path = args.out / "meta.json"
-    info = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    save_json(args.docs / "results.json", {"meta": info, "runs": runs})
+    jobs = [json.loads(p.read_text()) for p in sorted((args.out / "jobs").glob("*.json"))]
+    save_json(args.docs / "results.json", {"jobs": jobs, "runs": runs})
     table = summarise(runs)
     write_markdown_table(table, args.docs / "results_table.md")
     write_plot(table, args.docs / "results.png")
 
 
-def meta(args: argparse.Namespace, wall_s: float) -> dict[str, Any]:
+def job_path(args: argparse.Namespace) -> Path:
+    """One record per job (set of backbones and methods), so parallel jobs do not collide."""
+    name = f"{'+'.join(args.models)}.{'+'.join(args.methods)}"
+    if args.only_seeds is not None:
+        name += ".seed" + "+".join(map(str, args.only_seeds))
+    return args.out / "jobs" / f"{name}.json"
+
+
+def job_meta(args: argparse.Namespace, wall_s: float) -> dict[str, Any]:
+    return {
+        "command": "python benchmarks/paper_table.py " + " ".join(sys.argv[1:]),
+        "data_dir": str(args.data_dir),
+        "epochs": args.epochs,
+        "machine": machine(),
+        "wall_s_this_job": round(wall_s),
+    }
+
+
+def machine() -> str:
+    """CPU model and core count, plus the GPU when training ran on one."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -320,18 +342,17 @@ def meta(args: argparse.Namespace, wall_s: float) -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {
-        "command": "python benchmarks/paper_table.py " + " ".join(sys.argv[1:]),
-        "data_dir": str(args.data_dir),
-        "epochs": args.epochs,
-        "machine": f"{cpu}, {os.cpu_count()} cores",
-        "wall_s_this_job": round(wall_s),
-    }
+    name = f"{cpu}, {os.cpu_count()} cores"
+    import torch
+
+    if torch.cuda.is_available():
+        name += f", {torch.cuda.get_device_name(0)}"
+    return name
 
 
 def save_json(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # parallel jobs may publish at once
     tmp.write_text(json.dumps(obj, indent=1))
     os.replace(tmp, path)
 
