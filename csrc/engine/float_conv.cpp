@@ -160,44 +160,114 @@ void float_conv(const FloatConvArgs& a, const float* in, float* out) {
   (void)avx2;
 }
 
-void max_pool(const float* in, int N, int H, int W, int C, int k, int s, int p, float* out) {
-  const int OH = (H + 2 * p - k) / s + 1, OW = (W + 2 * p - k) / s + 1;
+namespace {
+
+// The pooling loops over one output pixel's C channels, 8 at a time where AVX2 allows. The
+// scalar and vector paths give identical results: the max keeps the current value unless
+// the new one is greater (_mm256_max_ps(src, dst) is exactly src > dst ? src : dst), and the
+// average adds the window in the same order, then multiplies by the same reciprocal.
+// Channels c0..C-1 of one output pixel (dst points at its channel 0).
+void max_channels(const float* in, int64_t row, int C, int c0, int y0, int y1, int x0, int x1,
+                  float* __restrict dst) {
+  std::fill(dst + c0, dst + C, -std::numeric_limits<float>::infinity());
+  for (int y = y0; y < y1; ++y)
+    for (int x = x0; x < x1; ++x) {
+      const float* __restrict src = in + y * row + static_cast<int64_t>(x) * C;
+      for (int c = c0; c < C; ++c) dst[c] = src[c] > dst[c] ? src[c] : dst[c];
+    }
+}
+
+void max_pixel_portable(const float* in, int64_t row, int C, int y0, int y1, int x0, int x1,
+                        float* dst) {
+  max_channels(in, row, C, 0, y0, y1, x0, x1, dst);
+}
+
+void avg_channels(const float* in, int64_t row, int C, int c0, int y0, int y1, int x0, int x1,
+                  float* __restrict dst) {
+  std::fill(dst + c0, dst + C, 0.0f);
+  for (int y = y0; y < y1; ++y)
+    for (int x = x0; x < x1; ++x) {
+      const float* __restrict src = in + y * row + static_cast<int64_t>(x) * C;
+      for (int c = c0; c < C; ++c) dst[c] += src[c];
+    }
+  const float inv = 1.0f / static_cast<float>((y1 - y0) * (x1 - x0));
+  for (int c = c0; c < C; ++c) dst[c] *= inv;
+}
+
+void avg_pixel_portable(const float* in, int64_t row, int C, int y0, int y1, int x0, int x1,
+                        float* dst) {
+  avg_channels(in, row, C, 0, y0, y1, x0, x1, dst);
+}
+
+#ifdef DWR_X86
+__attribute__((target("avx2"))) void max_pixel_avx2(const float* in, int64_t row, int C,
+                                                    int y0, int y1, int x0, int x1,
+                                                    float* dst) {
+  int c = 0;
+  for (; c + 8 <= C; c += 8) {
+    __m256 m = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+    for (int y = y0; y < y1; ++y)
+      for (int x = x0; x < x1; ++x)
+        m = _mm256_max_ps(_mm256_loadu_ps(in + y * row + static_cast<int64_t>(x) * C + c), m);
+    _mm256_storeu_ps(dst + c, m);
+  }
+  if (c < C) max_channels(in, row, C, c, y0, y1, x0, x1, dst);
+}
+
+__attribute__((target("avx2"))) void avg_pixel_avx2(const float* in, int64_t row, int C,
+                                                    int y0, int y1, int x0, int x1,
+                                                    float* dst) {
+  const float inv = 1.0f / static_cast<float>((y1 - y0) * (x1 - x0));
+  int c = 0;
+  for (; c + 8 <= C; c += 8) {
+    __m256 s = _mm256_setzero_ps();
+    for (int y = y0; y < y1; ++y)
+      for (int x = x0; x < x1; ++x)
+        s = _mm256_add_ps(s, _mm256_loadu_ps(in + y * row + static_cast<int64_t>(x) * C + c));
+    _mm256_storeu_ps(dst + c, _mm256_mul_ps(s, _mm256_set1_ps(inv)));
+  }
+  if (c < C) avg_channels(in, row, C, c, y0, y1, x0, x1, dst);
+}
+#endif
+
+using PixelFn = void (*)(const float*, int64_t, int, int, int, int, int, float*);
+
+// Pool window (k x k, stride s, padding p) over every output pixel, rows spread over the
+// thread pool; `ceil` rounds the output size up (windows cut by the border shrink).
+void pool(const float* in, int N, int H, int W, int C, int k, int s, int p, bool ceil,
+          PixelFn pixel, float* out) {
+  const int OH = ceil ? (H + 2 * p - k + s - 1) / s + 1 : (H + 2 * p - k) / s + 1;
+  const int OW = ceil ? (W + 2 * p - k + s - 1) / s + 1 : (W + 2 * p - k) / s + 1;
   if (N <= 0 || OH <= 0 || OW <= 0) return;
+  const int64_t row = static_cast<int64_t>(W) * C;
   parallel_for(N * OH, [&](int task) {
     const int n = task / OH, oy = task % OH;
     const int y0 = std::max(0, oy * s - p), y1 = std::min(H, oy * s - p + k);
+    const float* img = in + static_cast<int64_t>(n) * H * row;
     for (int ox = 0; ox < OW; ++ox) {
       const int x0 = std::max(0, ox * s - p), x1 = std::min(W, ox * s - p + k);
-      float* __restrict dst = out + ((static_cast<int64_t>(n) * OH + oy) * OW + ox) * C;
-      std::fill(dst, dst + C, -std::numeric_limits<float>::infinity());
-      for (int y = y0; y < y1; ++y)
-        for (int x = x0; x < x1; ++x) {
-          const float* __restrict src = in + ((static_cast<int64_t>(n) * H + y) * W + x) * C;
-          for (int c = 0; c < C; ++c) dst[c] = src[c] > dst[c] ? src[c] : dst[c];
-        }
+      pixel(img, row, C, y0, y1, x0, x1,
+            out + ((static_cast<int64_t>(n) * OH + oy) * OW + ox) * C);
     }
   });
 }
 
+}  // namespace
+
+void max_pool(const float* in, int N, int H, int W, int C, int k, int s, int p, float* out) {
+  PixelFn pixel = max_pixel_portable;
+#ifdef DWR_X86
+  if (avx2_enabled()) pixel = max_pixel_avx2;
+#endif
+  pool(in, N, H, W, C, k, s, p, false, pixel, out);
+}
+
 void avg_pool_ceil(const float* in, int N, int H, int W, int C, int s, float* out) {
-  const int OH = (H + s - 1) / s, OW = (W + s - 1) / s;
-  if (N <= 0 || OH <= 0 || OW <= 0) return;
-  parallel_for(N * OH, [&](int task) {
-    const int n = task / OH, oy = task % OH;
-    const int y0 = oy * s, y1 = std::min(H, y0 + s);
-    for (int ox = 0; ox < OW; ++ox) {
-      const int x0 = ox * s, x1 = std::min(W, x0 + s);
-      float* __restrict dst = out + ((static_cast<int64_t>(n) * OH + oy) * OW + ox) * C;
-      std::fill(dst, dst + C, 0.0f);
-      for (int y = y0; y < y1; ++y)
-        for (int x = x0; x < x1; ++x) {
-          const float* __restrict src = in + ((static_cast<int64_t>(n) * H + y) * W + x) * C;
-          for (int c = 0; c < C; ++c) dst[c] += src[c];
-        }
-      const float inv = 1.0f / static_cast<float>((y1 - y0) * (x1 - x0));
-      for (int c = 0; c < C; ++c) dst[c] *= inv;
-    }
-  });
+  PixelFn pixel = avg_pixel_portable;
+#ifdef DWR_X86
+  if (avx2_enabled()) pixel = avg_pixel_avx2;
+#endif
+  pool(in, N, H, W, C, s, s, 0, true, pixel, out);
 }
 
 }  // namespace dwr

@@ -59,7 +59,7 @@ def test_float_conv_matches_torch(seed, isa, threads):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
 
 
-def test_max_pool_matches_torch(threads):
+def test_max_pool_matches_torch(isa, threads):
     x = np.random.default_rng(0).standard_normal((2, 9, 12, 19)).astype(np.float32)
     for k, s, p in [(3, 2, 1), (2, 2, 0), (3, 1, 1), (2, 1, 0)]:
         want = F.max_pool2d(torch.from_numpy(x).permute(0, 3, 1, 2), k, s, p).permute(0, 2, 3, 1)
@@ -88,8 +88,9 @@ def test_float_kernels_reject_bad_shapes():
         _kernels.max_pool(x, 3, 2, 1, np.zeros((1, 3, 3, 3), np.float32))
 
 
-def test_avg_pool_ceil_matches_torch(threads):
-    """Odd sizes: the border windows are cut and average only their own pixels."""
+def test_avg_pool_ceil_matches_torch(isa, threads):
+    """Odd sizes: the border windows are cut and average only their own pixels; 13 channels
+    exercise the 8-wide vector and the scalar tail."""
     x = np.random.default_rng(1).standard_normal((2, 7, 10, 13)).astype(np.float32)
     for s in (1, 2, 3):
         pool = torch.nn.AvgPool2d(s, s, ceil_mode=True, count_include_pad=False)
@@ -97,3 +98,21 @@ def test_avg_pool_ceil_matches_torch(threads):
         out = np.empty(want.shape, np.float32)
         _kernels.avg_pool_ceil(x, s, out)
         np.testing.assert_allclose(out, want, rtol=1e-6, atol=1e-6)
+
+
+def test_pools_are_bit_identical_across_isas():
+    """The AVX2 pools add and compare in the portable order, so their outputs are equal."""
+    x = np.random.default_rng(2).standard_normal((1, 11, 9, 21)).astype(np.float32)
+    outs = []
+    for portable in (False, True):
+        _kernels.force_portable(portable)
+        try:
+            m = np.empty((1, 6, 5, 21), np.float32)
+            _kernels.max_pool(x, 3, 2, 1, m)
+            a = np.empty((1, 4, 3, 21), np.float32)
+            _kernels.avg_pool_ceil(x, 3, a)
+            outs.append((m, a))
+        finally:
+            _kernels.force_portable(False)
+    for native, portable in zip(*outs, strict=True):
+        np.testing.assert_array_equal(native, portable)
