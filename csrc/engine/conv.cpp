@@ -16,6 +16,7 @@ namespace dwr {
 namespace {
 
 bool g_force_portable = false;
+constexpr uint64_t kLowNibbles = 0x0F0F0F0F0F0F0F0FULL;  // low nibble of every byte
 
 bool use_avx2() {
 #ifdef DWR_X86
@@ -62,14 +63,6 @@ void popgemm_portable(const uint64_t* A, int M, const uint64_t* B, int Op, int K
 // with the split, so popcount(x ^ w) = sum over bytes of LUT[xl ^ wl] + LUT[xh ^ wh], and the
 // masking and shifting of the nibble-lookup popcount is done once per operand word instead of
 // once per (pixel, output group, word): 6 vector ops per 256 binary MACs instead of 8.
-constexpr uint64_t kLowNibbles = 0x0F0F0F0F0F0F0F0FULL;
-
-inline void split_nibbles(const uint64_t* src, int64_t n, uint64_t* dst) {
-  for (int64_t i = 0; i < n; ++i) {
-    dst[2 * i] = src[i] & kLowNibbles;
-    dst[2 * i + 1] = (src[i] >> 4) & kLowNibbles;
-  }
-}
 
 // Lane-layout weights [Op/4][K][4] -> [Op/4][K][2][4]: the four low-nibble words of step k,
 // then the four high-nibble words.
@@ -94,8 +87,6 @@ __attribute__((target("avx2"), always_inline)) inline void popgemm_block(
   const __m256i zero = _mm256_setzero_si256();
   const int64_t row = 2 * static_cast<int64_t>(K);
   __m256i sum[NP][NG];
-  for (int p = 0; p < NP; ++p)
-    for (int q = 0; q < NG; ++q) sum[p][q] = zero;
   for (int k0 = 0; k0 < K; k0 += 31) {
     const int k1 = std::min(K, k0 + 31);
     __m256i cnt[NP][NG];
@@ -118,16 +109,31 @@ __attribute__((target("avx2"), always_inline)) inline void popgemm_block(
         }
       }
     }
+    // the first flush sets the sums (a K of up to 31 words, the common case, flushes once)
     for (int p = 0; p < NP; ++p)
-      for (int q = 0; q < NG; ++q)
-        sum[p][q] = _mm256_add_epi64(sum[p][q], _mm256_sad_epu8(cnt[p][q], zero));
+      for (int q = 0; q < NG; ++q) {
+        const __m256i c = _mm256_sad_epu8(cnt[p][q], zero);
+        sum[p][q] = k0 == 0 ? c : _mm256_add_epi64(sum[p][q], c);
+      }
   }
-  const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);  // low halves of the lanes
-  for (int p = 0; p < NP; ++p)
-    for (int q = 0; q < NG; ++q)
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + static_cast<int64_t>(p) * ldp + 4 * q),
-                       _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(sum[p][q], even)));
+  // The four 64-bit lane sums of a group hold counts < 2^31: keep their low halves, in
+  // order. Two groups pack into one vector of 8 outputs (shuffle, then fix the lane order).
+  for (int p = 0; p < NP; ++p) {
+    int32_t* dst = out + static_cast<int64_t>(p) * ldp;
+    if (NG == 2) {
+      const __m256 lo = _mm256_castsi256_ps(sum[p][0]), hi = _mm256_castsi256_ps(sum[p][1]);
+      const __m256i mixed = _mm256_castps_si256(_mm256_shuffle_ps(lo, hi, 0x88));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst),
+                          _mm256_permute4x64_epi64(mixed, 0xD8));
+    } else {
+      const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+      for (int q = 0; q < NG; ++q)
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 4 * q),
+                         _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(sum[p][q], even)));
+    }
+  }
 }
+
 
 // A: split rows [M][K][2]; B: split weights [Op/4][K][2][4]. Tiles of 3 pixels x 8 outputs
 // (6 byte counters, 4 weight vectors, 2 broadcasts and the lookup table fit 16 registers).
@@ -288,6 +294,69 @@ void epilogue(const ConvGeom& g, const Epilogue& ep, const int32_t* dots, int64_
   }
 }
 
+// Output pixel coordinates of a run of consecutive pixels, advanced without divisions.
+struct PixelCursor {
+  const ConvGeom& g;
+  int n, oy, ox;
+  PixelCursor(const ConvGeom& geom, int64_t p) : g(geom) {
+    const int64_t per_image = static_cast<int64_t>(g.OH) * g.OW;
+    n = static_cast<int>(p / per_image);
+    const int rem = static_cast<int>(p % per_image);
+    oy = rem / g.OW;
+    ox = rem % g.OW;
+  }
+  void next() {
+    if (++ox < g.OW) return;
+    ox = 0;
+    if (++oy < g.OH) return;
+    oy = 0;
+    ++n;
+  }
+};
+
+// Nibble-split words (the AVX2 GEMM's operand form): word i becomes the pair (low nibbles,
+// high nibbles) at 2i, 2i + 1. Splitting the input once lets im2col copy split pairs, instead
+// of splitting every word once per kernel tap that reads it.
+[[maybe_unused]] void split_words(const uint64_t* src, int64_t n, uint64_t* dst) {
+  for (int64_t i = 0; i < n; ++i) {
+    dst[2 * i] = src[i] & kLowNibbles;
+    dst[2 * i + 1] = (src[i] >> 4) & kLowNibbles;
+  }
+}
+
+// im2col on bits for pixels p0..p0+m-1, each input pixel `cw` words (Cw, or 2 Cw when the
+// input is nibble-split): row = [tap][word], padded taps zero; border[r] says whether pixel
+// r's window leaves the image (its dot product needs the padding correction).
+void im2col(const ConvGeom& g, const uint64_t* in, int cw, int64_t p0, int m, uint64_t* rows,
+            uint8_t* border) {
+  const int k = g.k, width = g.T * cw;
+  PixelCursor at(g, p0);
+  for (int r = 0; r < m; ++r, at.next()) {
+    uint64_t* dst = rows + static_cast<int64_t>(r) * width;
+    const int iy0 = at.oy * g.stride - g.pad, ix0 = at.ox * g.stride - g.pad;
+    const bool inside = iy0 >= 0 && ix0 >= 0 && iy0 + k <= g.H && ix0 + k <= g.W;
+    border[r] = !inside;
+    const uint64_t* base = in + static_cast<int64_t>(at.n) * g.H * g.W * cw;
+    if (inside) {
+      for (int ky = 0; ky < k; ++ky)
+        std::copy_n(base + (static_cast<int64_t>(iy0 + ky) * g.W + ix0) * cw, k * cw,
+                    dst + ky * k * cw);
+      continue;
+    }
+    std::fill(dst, dst + width, 0);
+    for (int ky = 0; ky < k; ++ky) {
+      const int iy = iy0 + ky;
+      if (iy < 0 || iy >= g.H) continue;
+      for (int kx = 0; kx < k; ++kx) {
+        const int ix = ix0 + kx;
+        if (ix < 0 || ix >= g.W) continue;
+        std::copy_n(base + (static_cast<int64_t>(iy) * g.W + ix) * cw, cw,
+                    dst + (ky * k + kx) * cw);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 const char* kernel_isa() { return use_avx2() ? "avx2" : "portable"; }
@@ -320,74 +389,46 @@ void binary_conv(const ConvGeom& g, const uint64_t* in_bits, const uint64_t* wbi
     split_weight_lanes(wbits, g.Op, g.Kp, wsplit_buf.data());
     wsplit = wsplit_buf.data();
   }
+  thread_local std::vector<uint64_t> in_split_buf;
+  if (avx2) {
+    const int64_t n_words = static_cast<int64_t>(g.N) * g.H * g.W * g.Cw;
+    in_split_buf.resize(static_cast<size_t>(n_words) * 2);
+    split_words(in_bits, n_words, in_split_buf.data());
+  }
+  const uint64_t* in_split = in_split_buf.data();
 #endif
 
   parallel_for(static_cast<int>(n_tasks), [&](int task) {
     const int64_t p0 = static_cast<int64_t>(task) * chunk;
     const int m = static_cast<int>(std::min<int64_t>(chunk, P - p0));
-    thread_local std::vector<uint64_t> cols;
+    thread_local std::vector<uint64_t> rows;
     thread_local std::vector<int32_t> pop;
-    cols.assign(static_cast<size_t>(m) * g.Kp, 0);
+    thread_local std::vector<uint8_t> border;
     pop.resize(static_cast<size_t>(m) * g.Op);
-    // im2col on bits: row = [tap][word], padded taps and the row tail stay zero.
-    for (int r = 0; r < m; ++r) {
-      const int64_t p = p0 + r;
-      const int n = static_cast<int>(p / (g.OH * g.OW));
-      const int rem = static_cast<int>(p % (g.OH * g.OW));
-      const int oy = rem / g.OW, ox = rem % g.OW;
-      uint64_t* dst = cols.data() + static_cast<size_t>(r) * g.Kp;
-      const int iy0 = oy * g.stride - g.pad, ix0 = ox * g.stride - g.pad;
-      const bool inside = iy0 >= 0 && ix0 >= 0 && iy0 + g.k <= g.H && ix0 + g.k <= g.W;
-      const uint64_t* base = in_bits + (static_cast<int64_t>(n) * g.H * g.W) * g.Cw;
-      if (inside && g.Cw == 1) {
-        for (int ky = 0; ky < g.k; ++ky) {
-          const uint64_t* src = base + (static_cast<int64_t>(iy0 + ky) * g.W + ix0);
-          for (int kx = 0; kx < g.k; ++kx) dst[ky * g.k + kx] = src[kx];
-        }
-        continue;
-      }
-      if (inside) {
-        for (int ky = 0; ky < g.k; ++ky) {
-          const uint64_t* src = base + (static_cast<int64_t>(iy0 + ky) * g.W + ix0) * g.Cw;
-          uint64_t* d = dst + ky * g.k * g.Cw;
-          for (int q = 0; q < g.k * g.Cw; ++q) d[q] = src[q];
-        }
-        continue;
-      }
-      for (int ky = 0; ky < g.k; ++ky) {
-        const int iy = iy0 + ky;
-        if (iy < 0 || iy >= g.H) continue;
-        for (int kx = 0; kx < g.k; ++kx) {
-          const int ix = ix0 + kx;
-          if (ix < 0 || ix >= g.W) continue;
-          const uint64_t* src = base + (static_cast<int64_t>(iy) * g.W + ix) * g.Cw;
-          uint64_t* d = dst + (ky * g.k + kx) * g.Cw;
-          for (int q = 0; q < g.Cw; ++q) d[q] = src[q];
-        }
-      }
-    }
+    border.resize(static_cast<size_t>(m));
 #ifdef DWR_X86
     if (avx2) {
-      thread_local std::vector<uint64_t> split;
-      split.resize(static_cast<size_t>(m) * g.Kp * 2);
-      split_nibbles(cols.data(), static_cast<int64_t>(m) * g.Kp, split.data());
-      popgemm_avx2(split.data(), m, wsplit, g.Op, g.Kp, pop.data(), g.Op);
+      rows.resize(static_cast<size_t>(m) * g.Kp * 2);
+      im2col(g, in_split, 2 * g.Cw, p0, m, rows.data(), border.data());
+      popgemm_avx2(rows.data(), m, wsplit, g.Op, g.Kp, pop.data(), g.Op);
     } else
 #endif
-      popgemm_portable(cols.data(), m, wbits, g.Op, g.Kp, pop.data(), g.Op);
+    {
+      rows.resize(static_cast<size_t>(m) * g.Kp);
+      im2col(g, in_bits, g.Cw, p0, m, rows.data(), border.data());
+      popgemm_portable(rows.data(), m, wbits, g.Op, g.Kp, pop.data(), g.Op);
+    }
     (void)avx2;
 
     // pop -> dot in place: dot = |valid| * C - 2 * (pop - sum of padded taps' popcounts).
     // Plain local bounds and restrict pointers so that both loops vectorise.
     int invalid[64];
-    const int O = g.O, OHW = g.OH * g.OW, OW = g.OW, k = g.k, H = g.H, W = g.W;
-    for (int r = 0; r < m; ++r) {
-      const int64_t p = p0 + r;
-      const int rem = static_cast<int>(p % OHW);
-      const int oy = rem / OW, ox = rem % OW;
-      const int iy0 = oy * g.stride - g.pad, ix0 = ox * g.stride - g.pad;
+    const int O = g.O, k = g.k, H = g.H, W = g.W;
+    PixelCursor at(g, p0);
+    for (int r = 0; r < m; ++r, at.next()) {
       int n_invalid = 0;
-      if (iy0 < 0 || ix0 < 0 || iy0 + k > H || ix0 + k > W) {
+      if (border[r]) {
+        const int iy0 = at.oy * g.stride - g.pad, ix0 = at.ox * g.stride - g.pad;
         for (int ky = 0; ky < k; ++ky) {
           const int iy = iy0 + ky;
           for (int kx = 0; kx < k; ++kx) {

@@ -140,10 +140,18 @@ void float_conv(const FloatConvArgs& a, const float* in, float* out) {
   const int64_t img = static_cast<int64_t>(Hp) * Wp * a.C;
   std::vector<float> xp(static_cast<size_t>(a.N) * img, 0.0f);
   for (int n = 0; n < a.N; ++n)
-    for (int y = 0; y < a.H; ++y)
-      std::copy_n(in + (static_cast<int64_t>(n) * a.H + y) * a.W * a.C,
-                  static_cast<int64_t>(a.W) * a.C,
-                  xp.data() + n * img + (static_cast<int64_t>(y + a.pad) * Wp + a.pad) * a.C);
+    for (int y = 0; y < a.H; ++y) {
+      float* dst = xp.data() + n * img + (static_cast<int64_t>(y + a.pad) * Wp + a.pad) * a.C;
+      if (!a.nchw) {
+        std::copy_n(in + (static_cast<int64_t>(n) * a.H + y) * a.W * a.C,
+                    static_cast<int64_t>(a.W) * a.C, dst);
+        continue;
+      }
+      for (int c = 0; c < a.C; ++c) {
+        const float* src = in + ((static_cast<int64_t>(n) * a.C + c) * a.H + y) * a.W;
+        for (int x = 0; x < a.W; ++x) dst[static_cast<int64_t>(x) * a.C + c] = src[x];
+      }
+    }
   const bool avx2 = avx2_enabled();
   parallel_for(a.N * a.OH, [&](int task) {
     const int n = task / a.OH, oy = task % a.OH;

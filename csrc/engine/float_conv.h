@@ -20,9 +20,12 @@ struct FloatConvArgs {
   const float* act_in;      // RPReLU vectors, [O] each
   const float* act_slope;
   const float* act_out;
+  bool nchw = false;        // input laid out [N][C][H][W] (the model's input), not NHWC
 };
 
 // out[n][y][x][o] = act(bias[o] + sum_{ky,kx,c} in[n][y*s+ky-p][x*s+kx-p][c] * w[ky][kx][c][o]).
+// The kernel works on a zero-padded NHWC copy of the input, so an NCHW input (a.nchw) costs
+// nothing extra: the copy transposes it.
 void float_conv(const FloatConvArgs& a, const float* in, float* out);
 
 // Max-pool k x k, stride s, padding p (padded positions never win), floor mode, NHWC.

@@ -211,14 +211,15 @@ NB_MODULE(_kernels, m) {
       "float_conv",
       [](Arr<const float> x, Arr<const float> w, int O, int stride, int pad,
          Arr<const float> bias, int act, Arr<const float> act_in, Arr<const float> act_slope,
-         Arr<const float> act_out, Arr<float> out) {
+         Arr<const float> act_out, Arr<float> out, bool nchw) {
         require(x.ndim() == 4 && w.ndim() == 4 && out.ndim() == 4,
-                "x, w and out must be 4-D (NHWC, [k, k, C, ceil8(O)], NHWC)");
+                "x, w and out must be 4-D (NHWC or NCHW, [k, k, C, ceil8(O)], NHWC)");
         dwr::FloatConvArgs a{};
+        a.nchw = nchw;
         a.N = static_cast<int>(x.shape(0));
-        a.H = static_cast<int>(x.shape(1));
-        a.W = static_cast<int>(x.shape(2));
-        a.C = static_cast<int>(x.shape(3));
+        a.H = static_cast<int>(x.shape(nchw ? 2 : 1));
+        a.W = static_cast<int>(x.shape(nchw ? 3 : 2));
+        a.C = static_cast<int>(x.shape(nchw ? 1 : 3));
         a.k = static_cast<int>(w.shape(0));
         a.O = O;
         a.Op = (O + 7) / 8 * 8;
@@ -250,8 +251,9 @@ NB_MODULE(_kernels, m) {
       },
       "x"_a.noconvert(), "w"_a.noconvert(), "O"_a, "stride"_a, "pad"_a, "bias"_a.noconvert(),
       "act"_a, "act_in"_a.noconvert().none(), "act_slope"_a.noconvert().none(),
-      "act_out"_a.noconvert().none(), "out"_a.noconvert(),
-      "act(conv(x, w) + bias) on NHWC float32; vectors padded to ceil8(O).");
+      "act_out"_a.noconvert().none(), "out"_a.noconvert(), "nchw"_a = false,
+      "act(conv(x, w) + bias) on float32, x NHWC (or NCHW with nchw=True), out NHWC; vectors "
+      "padded to ceil8(O).");
 
   m.def(
       "max_pool",

@@ -116,3 +116,18 @@ def test_pools_are_bit_identical_across_isas():
             _kernels.force_portable(False)
     for native, portable in zip(*outs, strict=True):
         np.testing.assert_array_equal(native, portable)
+
+
+def test_float_conv_reads_nchw_input(isa):
+    """The stem reads the model's NCHW input directly; the result equals the NHWC call."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 5, 11, 9)).astype(np.float32)  # NCHW, 5 channels
+    w = rng.standard_normal((3, 3, 5, 8)).astype(np.float32)
+    b = rng.standard_normal(8).astype(np.float32)
+    want = np.empty((2, 6, 5, 7), np.float32)
+    _kernels.float_conv(
+        np.ascontiguousarray(x.transpose(0, 2, 3, 1)), w, 7, 2, 1, b, 0, None, None, None, want
+    )
+    got = np.empty_like(want)
+    _kernels.float_conv(x, w, 7, 2, 1, b, 0, None, None, None, got, nchw=True)
+    np.testing.assert_array_equal(got, want)

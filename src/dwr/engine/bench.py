@@ -104,15 +104,13 @@ def time_model(
 def op_profile(engine: CompiledModel, x: torch.Tensor, repeats: int = 20) -> dict[str, float]:
     """Minimum time (ms) of each op over ``repeats`` passes; their sum is the latency of an
     undisturbed run (on a shared machine a 20 ms end-to-end call is rarely undisturbed)."""
-    from dwr.engine.ops import State
-
     best: dict[str, float] = {}
     torch_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with torch.inference_mode():
             for _ in range(max(2, repeats)):
-                st = State(x=engine._input(x))
+                st = engine._input(x)
                 for op in engine.ops:
                     t = time.perf_counter()
                     st = op.run(st)

@@ -99,31 +99,33 @@ class CompiledModel:
         return rows
 
     # -- inference --------------------------------------------------------------------------
-    def _input(self, x: Any) -> np.ndarray:
+    def _input(self, x: Any) -> State:
+        """The first op's input State from an NCHW float32 array or tensor (checked).
+
+        The stem (a :class:`FloatConv`) reads NCHW directly (its zero-padded copy transposes
+        it); any other first op gets NHWC."""
         if isinstance(x, torch.Tensor):
             if x.dtype != torch.float32:
                 raise DwrError(f"input must be float32, got tensor of dtype {x.dtype}")
             if x.requires_grad:
                 x = x.detach()
-            x = x.cpu()
-            if x.dim() != 4:
-                raise DwrError(f"input must be NCHW (4-D), got shape {tuple(x.shape)}")
-            arr = x.permute(0, 2, 3, 1).contiguous().numpy()
+            x = x.cpu().numpy()
         elif isinstance(x, np.ndarray):
             if x.dtype != np.float32:
                 raise DwrError(f"input must be float32, got array of dtype {x.dtype}")
-            if x.ndim != 4:
-                raise DwrError(f"input must be NCHW (4-D), got shape {x.shape}")
-            arr = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
         else:
             raise DwrError(f"input must be a numpy array or torch tensor, got {type(x).__name__}")
-        n, h, w, c = arr.shape
+        if x.ndim != 4:
+            raise DwrError(f"input must be NCHW (4-D), got shape {tuple(x.shape)}")
+        n, c, h, w = x.shape
         if c != self.in_channels:
             raise DwrError(f"input has {c} channels, the model takes {self.in_channels} (NCHW)")
         if n < 1 or h < 1 or w < 1:
             raise DwrError(f"input must be non-empty, got NCHW shape {(n, c, h, w)}")
         self._check_size(h, w)
-        return arr
+        if isinstance(self.ops[0], FloatConv):
+            return State(x=np.ascontiguousarray(x), nchw=True)
+        return State(x=np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
 
     def _check_size(self, h: int, w: int) -> None:
         stem = self.ops[0]
@@ -149,7 +151,7 @@ class CompiledModel:
     def __call__(self, x: Any) -> Any:
         """Logits ``[N, classes]`` for NCHW float32 ``x`` (a tensor in, a tensor out)."""
         as_tensor = isinstance(x, torch.Tensor)
-        st = State(x=self._input(x))
+        st = self._input(x)
         # Only the classifier runs in PyTorch, single-threaded: two thread pools that both
         # spin-wait (PyTorch's OpenMP team and ours) starve each other on a few cores.
         torch_threads = torch.get_num_threads()

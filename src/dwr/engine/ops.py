@@ -39,10 +39,13 @@ POOL_GEOMETRY = {"max3": (3, 2, 1), "max2": (2, 2, 0)}  # (kernel, stride, paddi
 
 @dataclass
 class State:
-    """Activations between ops: float NHWC ``x`` or packed sign ``bits`` (one is set)."""
+    """Activations between ops: float NHWC ``x`` or packed sign ``bits`` (one is set).
+
+    ``nchw`` marks the model's own input, which only the stem reads (as NCHW)."""
 
     x: np.ndarray | None = None
     bits: np.ndarray | None = None
+    nchw: bool = False
 
 
 def ceil8(n: int) -> int:
@@ -64,13 +67,16 @@ def _float_conv_layout(w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.nda
     return wk, _padded(b, ceil8(o))
 
 
-def _float_conv(x, wk, bk, o: int, stride: int, pad: int, act: str, rprelu: tuple) -> np.ndarray:
-    """``act(conv(x) + b)`` of NHWC float32 ``x`` on the engine's float kernel."""
-    n, h, w, _ = x.shape
+def _float_conv(
+    x, wk, bk, o: int, stride: int, pad: int, act: str, rprelu: tuple, nchw: bool = False
+) -> np.ndarray:
+    """``act(conv(x) + b)`` of float32 ``x`` (NHWC, or NCHW with ``nchw``) on the engine's
+    float kernel; the output is NHWC."""
+    n, h, w = (x.shape[0], *x.shape[2:]) if nchw else x.shape[:3]
     k = wk.shape[0]
     oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
     y = np.empty((n, oh, ow, o), np.float32)
-    _kernels.float_conv(x, wk, o, stride, pad, bk, ACTS[act], *rprelu, y)
+    _kernels.float_conv(x, wk, o, stride, pad, bk, ACTS[act], *rprelu, y, nchw=nchw)
     return y
 
 
@@ -165,7 +171,15 @@ class FloatConv(Op):
 
     def run(self, st: State) -> State:
         y = _float_conv(
-            st.x, self._wk, self._bk, self.out_channels, self.stride, self.pad, self.act, self._rk
+            st.x,
+            self._wk,
+            self._bk,
+            self.out_channels,
+            self.stride,
+            self.pad,
+            self.act,
+            self._rk,
+            nchw=st.nchw,
         )
         if self.pool != "none":
             y = _max_pool(y, *POOL_GEOMETRY[self.pool])
