@@ -205,13 +205,13 @@ void pack_signs_portable(const float* x, const float* shift, int C, uint64_t* bi
 // contraction, see CMakeLists.txt), so both paths give bit-identical outputs.
 template <int ACT, bool RES>
 void epilogue_float_portable(const ConvGeom& g, const Epilogue& ep, const int32_t* dots,
-                             int64_t p0, int m) {
+                             int64_t p0, int m, int o0, int o1) {
   const ActParams act{ep.act_in, ep.act_slope, ep.act_out};
   for (int r = 0; r < m; ++r) {
     const int32_t* d = dots + static_cast<size_t>(r) * g.Op;
     float* out = ep.out_float + (p0 + r) * g.O;
     const float* res = RES ? ep.residual + (p0 + r) * g.O : nullptr;
-    for (int o = 0; o < g.O; ++o) {
+    for (int o = o0; o < o1; ++o) {
       float y = ep.scale[o] * static_cast<float>(d[o]) + ep.bias[o];
       if (RES) y += res[o];
       out[o] = activate(y, ACT, act, o);
@@ -223,21 +223,21 @@ void epilogue_float_portable(const ConvGeom& g, const Epilogue& ep, const int32_
 template <int ACT, bool RES>
 __attribute__((target("avx2"))) void epilogue_float_avx2(const ConvGeom& g, const Epilogue& ep,
                                                          const int32_t* dots, int64_t p0,
-                                                         int m) {
+                                                         int m, int o0, int o1) {
   const ActParams act{ep.act_in, ep.act_slope, ep.act_out};
-  const int O = g.O, O8 = g.O & ~7;
+  const int O = g.O, O8 = o0 + ((o1 - o0) & ~7);
   for (int r = 0; r < m; ++r) {
     const int32_t* d = dots + static_cast<size_t>(r) * g.Op;
     float* out = ep.out_float + (p0 + r) * O;
     const float* res = RES ? ep.residual + (p0 + r) * O : nullptr;
-    for (int o = 0; o < O8; o += 8) {
+    for (int o = o0; o < O8; o += 8) {
       const __m256 dot = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(d + o)));
       __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(ep.scale + o), dot),
                                _mm256_loadu_ps(ep.bias + o));
       if (RES) y = _mm256_add_ps(y, _mm256_loadu_ps(res + o));
       _mm256_storeu_ps(out + o, activate8(y, ACT, act, o));
     }
-    for (int o = O8; o < O; ++o) {
+    for (int o = O8; o < o1; ++o) {
       float y = ep.scale[o] * static_cast<float>(d[o]) + ep.bias[o];
       if (RES) y += res[o];
       out[o] = activate(y, ACT, act, o);
@@ -248,43 +248,46 @@ __attribute__((target("avx2"))) void epilogue_float_avx2(const ConvGeom& g, cons
 
 template <int ACT>
 void epilogue_float(const ConvGeom& g, const Epilogue& ep, const int32_t* dots, int64_t p0,
-                    int m) {
+                    int m, int o0, int o1) {
 #ifdef DWR_X86
   if (use_avx2()) {
     if (ep.residual)
-      epilogue_float_avx2<ACT, true>(g, ep, dots, p0, m);
+      epilogue_float_avx2<ACT, true>(g, ep, dots, p0, m, o0, o1);
     else
-      epilogue_float_avx2<ACT, false>(g, ep, dots, p0, m);
+      epilogue_float_avx2<ACT, false>(g, ep, dots, p0, m, o0, o1);
     return;
   }
 #endif
   if (ep.residual)
-    epilogue_float_portable<ACT, true>(g, ep, dots, p0, m);
+    epilogue_float_portable<ACT, true>(g, ep, dots, p0, m, o0, o1);
   else
-    epilogue_float_portable<ACT, false>(g, ep, dots, p0, m);
+    epilogue_float_portable<ACT, false>(g, ep, dots, p0, m, o0, o1);
 }
 
-void epilogue(const ConvGeom& g, const Epilogue& ep, const int32_t* dots, int64_t p0, int m) {
+// The outputs o0..o1-1 of pixels p0..p0+m-1 (o0 a multiple of 64, so that bit words are
+// whole), from their dot products (dots: [m][Op]).
+void epilogue(const ConvGeom& g, const Epilogue& ep, const int32_t* dots, int64_t p0, int m,
+              int o0, int o1) {
   if (ep.mode == MODE_INT) {
     for (int r = 0; r < m; ++r)
-      std::memcpy(ep.out_int + (p0 + r) * g.O, dots + static_cast<size_t>(r) * g.Op,
-                  sizeof(int32_t) * g.O);
+      std::memcpy(ep.out_int + (p0 + r) * g.O + o0, dots + static_cast<size_t>(r) * g.Op + o0,
+                  sizeof(int32_t) * (o1 - o0));
   } else if (ep.mode == MODE_FLOAT) {
     if (ep.act == ACT_HARDTANH)
-      epilogue_float<ACT_HARDTANH>(g, ep, dots, p0, m);
+      epilogue_float<ACT_HARDTANH>(g, ep, dots, p0, m, o0, o1);
     else if (ep.act == ACT_RPRELU)
-      epilogue_float<ACT_RPRELU>(g, ep, dots, p0, m);
+      epilogue_float<ACT_RPRELU>(g, ep, dots, p0, m, o0, o1);
     else
-      epilogue_float<ACT_NONE>(g, ep, dots, p0, m);
+      epilogue_float<ACT_NONE>(g, ep, dots, p0, m, o0, o1);
   } else {
     const int ocw = (g.O + 63) / 64;
     for (int r = 0; r < m; ++r) {
       const int32_t* d = dots + static_cast<size_t>(r) * g.Op;
       uint64_t* out = ep.out_bits + (p0 + r) * ocw;
-      for (int w = 0; w < ocw; ++w) {
+      for (int w = o0 / 64; w < (o1 + 63) / 64; ++w) {
         uint64_t word = 0;
-        const int o1 = std::min(g.O, 64 * w + 64);
-        for (int o = 64 * w; o < o1; ++o) {
+        const int end = std::min(g.O, 64 * w + 64);
+        for (int o = 64 * w; o < end; ++o) {
           const bool positive = ep.flip[o] ? d[o] <= ep.thr[o] : d[o] >= ep.thr[o];
           word |= static_cast<uint64_t>(!positive) << (o & 63);
         }
@@ -368,12 +371,29 @@ void binary_conv(const ConvGeom& g, const uint64_t* in_bits, const uint64_t* wbi
   const int64_t P = static_cast<int64_t>(g.N) * g.OH * g.OW;
   if (P == 0 || g.O == 0) return;
   const int threads = get_num_threads();
-  // Pixels per task: enough tasks to balance the threads, an im2col chunk that stays in L1.
+  // Pixels per task: an im2col chunk that stays in L1. With several threads the work must
+  // also split into enough tasks to balance them. Every pixel task streams all the weights,
+  // so layers with large weights (the deep 3x3 convs on few pixels) split their output
+  // channels into slices of whole 64-channel blocks instead of making more pixel tasks.
   int chunk = static_cast<int>(std::max<int64_t>(2, 3072 / std::max(1, g.Kp)));
-  const int64_t per_thread = (P + 4 * threads - 1) / (4 * threads);
-  if (threads > 1) chunk = static_cast<int>(std::min<int64_t>(chunk, std::max<int64_t>(8, per_thread)));
+  const int blocks = (g.Op + 63) / 64;
+  int slice_blocks = blocks;
+  if (threads > 1) {
+    const int64_t want = 4 * static_cast<int64_t>(threads);
+    const int64_t weight_bytes = static_cast<int64_t>(g.Op) * g.Kp * 16;
+    const int64_t pixel_tasks = (P + chunk - 1) / chunk;
+    if (weight_bytes > (64 << 10) && pixel_tasks < want && blocks > 1) {
+      const int64_t slices = std::min<int64_t>(blocks, (want + pixel_tasks - 1) / pixel_tasks);
+      slice_blocks = static_cast<int>((blocks + slices - 1) / slices);
+    } else {
+      const int64_t per_thread = (P + want - 1) / want;
+      chunk = static_cast<int>(std::min<int64_t>(chunk, std::max<int64_t>(8, per_thread)));
+    }
+  }
   chunk = std::max(2, chunk & ~1);
-  const int64_t n_tasks = (P + chunk - 1) / chunk;
+  const int64_t pixel_tasks = (P + chunk - 1) / chunk;
+  const int n_slices = (blocks + slice_blocks - 1) / slice_blocks;
+  const int64_t n_tasks = pixel_tasks * n_slices;
   const bool avx2 = use_avx2();
   // Weight tap popcounts as [T][O], so the border correction runs along output channels.
   thread_local std::vector<int32_t> wpop_t_buf;
@@ -399,8 +419,11 @@ void binary_conv(const ConvGeom& g, const uint64_t* in_bits, const uint64_t* wbi
 #endif
 
   parallel_for(static_cast<int>(n_tasks), [&](int task) {
-    const int64_t p0 = static_cast<int64_t>(task) * chunk;
+    const int64_t p0 = static_cast<int64_t>(task / n_slices) * chunk;
     const int m = static_cast<int>(std::min<int64_t>(chunk, P - p0));
+    // output channels [o0, o1) of this task: GEMM rows [o0, op1) of the 4-padded weight
+    const int o0 = (task % n_slices) * slice_blocks * 64;
+    const int op1 = std::min(g.Op, o0 + slice_blocks * 64), o1 = std::min(g.O, op1);
     thread_local std::vector<uint64_t> rows;
     thread_local std::vector<int32_t> pop;
     thread_local std::vector<uint8_t> border;
@@ -410,13 +433,15 @@ void binary_conv(const ConvGeom& g, const uint64_t* in_bits, const uint64_t* wbi
     if (avx2) {
       rows.resize(static_cast<size_t>(m) * g.Kp * 2);
       im2col(g, in_split, 2 * g.Cw, p0, m, rows.data(), border.data());
-      popgemm_avx2(rows.data(), m, wsplit, g.Op, g.Kp, pop.data(), g.Op);
+      popgemm_avx2(rows.data(), m, wsplit + static_cast<int64_t>(o0) * g.Kp * 2, op1 - o0,
+                   g.Kp, pop.data() + o0, g.Op);
     } else
 #endif
     {
       rows.resize(static_cast<size_t>(m) * g.Kp);
       im2col(g, in_bits, g.Cw, p0, m, rows.data(), border.data());
-      popgemm_portable(rows.data(), m, wbits, g.Op, g.Kp, pop.data(), g.Op);
+      popgemm_portable(rows.data(), m, wbits + static_cast<int64_t>(o0) * g.Kp, op1 - o0, g.Kp,
+                       pop.data() + o0, g.Op);
     }
     (void)avx2;
 
@@ -441,11 +466,11 @@ void binary_conv(const ConvGeom& g, const uint64_t* in_bits, const uint64_t* wbi
       const int32_t full = (g.T - n_invalid) * g.C;
       for (int q = 0; q < n_invalid; ++q) {
         const int32_t* __restrict wq = wpop_t + static_cast<int64_t>(invalid[q]) * O;
-        for (int o = 0; o < O; ++o) drow[o] -= wq[o];
+        for (int o = o0; o < o1; ++o) drow[o] -= wq[o];
       }
-      for (int o = 0; o < O; ++o) drow[o] = full - 2 * drow[o];
+      for (int o = o0; o < o1; ++o) drow[o] = full - 2 * drow[o];
     }
-    epilogue(g, ep, pop.data(), p0, m);
+    epilogue(g, ep, pop.data(), p0, m, o0, o1);
   });
 }
 

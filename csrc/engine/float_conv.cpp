@@ -278,4 +278,55 @@ void avg_pool_ceil(const float* in, int N, int H, int W, int C, int s, float* ou
   pool(in, N, H, W, C, s, s, 0, true, pixel, out);
 }
 
+namespace {
+
+// One block of 64 outputs of one input row (wb: the block's [C][64] weights), scalar: the
+// reference the AVX2 path is tested against.
+void dense_block_portable(const float* x, int C, const float* wb, const float* bias,
+                          float* out) {
+  float acc[64] = {};
+  for (int c = 0; c < C; ++c)
+    for (int o = 0; o < 64; ++o) acc[o] += x[c] * wb[c * 64 + o];
+  for (int o = 0; o < 64; ++o) out[o] = acc[o] + bias[o];
+}
+
+#ifdef DWR_X86
+// Eight accumulator vectors, the block's weights streamed once: the layer is bound by reading
+// its weights (2 MB for a 512 -> 1000 classifier), not by arithmetic. Same order of
+// operations as the portable path (mul then add, no contraction), so the results are equal.
+__attribute__((target("avx2"))) void dense_block_avx2(const float* x, int C, const float* wb,
+                                                      const float* bias, float* out) {
+  __m256 acc[8];
+  for (int v = 0; v < 8; ++v) acc[v] = _mm256_setzero_ps();
+  for (int c = 0; c < C; ++c) {
+    const __m256 xc = _mm256_set1_ps(x[c]);
+    for (int v = 0; v < 8; ++v)
+      acc[v] = _mm256_add_ps(acc[v], _mm256_mul_ps(xc, _mm256_loadu_ps(wb + c * 64 + 8 * v)));
+  }
+  for (int v = 0; v < 8; ++v)
+    _mm256_storeu_ps(out + 8 * v, _mm256_add_ps(acc[v], _mm256_loadu_ps(bias + 8 * v)));
+}
+#endif
+
+}  // namespace
+
+void dense(const float* x, int N, int C, const float* w, const float* bias, int O, float* out) {
+  if (N <= 0 || O <= 0) return;
+  const int blocks = (O + 63) / 64;
+  const bool avx2 = avx2_enabled();
+  parallel_for(N * blocks, [&](int task) {
+    const int n = task / blocks, b = task % blocks, o0 = b * 64;
+    const float* wb = w + static_cast<int64_t>(b) * C * 64;
+    alignas(32) float block[64];
+#ifdef DWR_X86
+    if (avx2)
+      dense_block_avx2(x + static_cast<int64_t>(n) * C, C, wb, bias + o0, block);
+    else
+#endif
+      dense_block_portable(x + static_cast<int64_t>(n) * C, C, wb, bias + o0, block);
+    std::copy_n(block, std::min(64, O - o0), out + static_cast<int64_t>(n) * O + o0);
+  });
+  (void)avx2;
+}
+
 }  // namespace dwr

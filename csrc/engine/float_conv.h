@@ -35,4 +35,9 @@ void max_pool(const float* in, int N, int H, int W, int C, int k, int s, int p, 
 // only its pixels (PyTorch's AvgPool2d(s, s, ceil_mode=True, count_include_pad=False)).
 void avg_pool_ceil(const float* in, int N, int H, int W, int C, int s, float* out);
 
+// Fully connected layer: out[n][o] = bias[o] + sum_c x[n][c] * w[o / 64][c][o % 64]. The
+// weight is stored in blocks of 64 outputs ([ceil(O/64)][C][64], zero padded), each block
+// contiguous: one task streams one block. bias is padded to a multiple of 64 too.
+void dense(const float* x, int N, int C, const float* w, const float* bias, int O, float* out);
+
 }  // namespace dwr

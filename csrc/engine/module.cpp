@@ -290,6 +290,27 @@ NB_MODULE(_kernels, m) {
       "x"_a.noconvert(), "s"_a, "out"_a.noconvert(),
       "s x s average pool, stride s, ceil mode, border windows average their own pixels.");
 
+  m.def(
+      "dense",
+      [](Arr<const float> x, Arr<const float> w, Arr<const float> bias, Arr<float> out) {
+        require(x.ndim() == 2 && w.ndim() == 3 && out.ndim() == 2,
+                "x, w and out must be [N, C], [ceil(O/64), C, 64], [N, O]");
+        const int N = static_cast<int>(x.shape(0)), C = static_cast<int>(x.shape(1));
+        const int O = static_cast<int>(out.shape(1)), blocks = (O + 63) / 64;
+        require(out.shape(0) == x.shape(0), "output has the wrong batch size");
+        require(C >= 1 && O >= 1, "empty layer");
+        require(w.shape(0) == static_cast<size_t>(blocks) &&
+                    w.shape(1) == static_cast<size_t>(C) && w.shape(2) == 64,
+                "weight must be [ceil(O/64), C, 64]");
+        const float* b = optional_vec(bias, static_cast<size_t>(blocks) * 64,
+                                      "bias (padded to a multiple of 64)");
+        require(b != nullptr, "bias is required");
+        nb::gil_scoped_release release;
+        dwr::dense(x.data(), N, C, w.data(), b, O, out.data());
+      },
+      "x"_a.noconvert(), "w"_a.noconvert(), "bias"_a.noconvert(), "out"_a.noconvert(),
+      "out = x @ W.T + bias on float32, W in 64-output blocks: w[o // 64, c, o % 64].");
+
   m.def("set_num_threads", [](int n) {
     require(n >= 1, "threads must be >= 1");
     nb::gil_scoped_release release;

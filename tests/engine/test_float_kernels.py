@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from dwr.engine import _kernels
-from dwr.engine.ops import FloatConv, State
+from dwr.engine.ops import FloatConv, State, dense_layout
 
 
 def _torch_stem(x, w, b, stride, pad, act, rprelu, pool):
@@ -131,3 +131,40 @@ def test_float_conv_reads_nchw_input(isa):
     got = np.empty_like(want)
     _kernels.float_conv(x, w, 7, 2, 1, b, 0, None, None, None, got, nchw=True)
     np.testing.assert_array_equal(got, want)
+
+
+def test_dense_matches_torch(isa, threads):
+    """The classifier: 70 outputs, a full 64-output block and a padded one."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 37)).astype(np.float32)
+    w = rng.standard_normal((70, 37)).astype(np.float32)
+    b = rng.standard_normal(70).astype(np.float32)
+    wk, bk = dense_layout(w, b)
+    assert wk.shape == (2, 37, 64) and bk.shape == (128,)
+    out = np.empty((3, 70), np.float32)
+    _kernels.dense(x, wk, bk, out)
+    want = F.linear(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)).numpy()
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="weight"):
+        _kernels.dense(x, wk[:1].copy(), bk, out)
+    with pytest.raises(ValueError, match="bias"):
+        _kernels.dense(x, wk, bk[:70].copy(), out)
+
+
+def test_dense_is_bit_identical_across_isas():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 50)).astype(np.float32)
+    wk, bk = dense_layout(
+        rng.standard_normal((131, 50)).astype(np.float32),
+        rng.standard_normal(131).astype(np.float32),
+    )
+    outs = []
+    for portable in (False, True):
+        _kernels.force_portable(portable)
+        try:
+            out = np.empty((2, 131), np.float32)
+            _kernels.dense(x, wk, bk, out)
+            outs.append(out)
+        finally:
+            _kernels.force_portable(False)
+    np.testing.assert_array_equal(outs[0], outs[1])

@@ -213,3 +213,40 @@ def test_kernels_reject_bad_shapes():
     with pytest.raises(TypeError):
         _kernels.conv_int(bits.astype(np.int64), wbits, wpop, 64, 3, 1, 1, out)
     assert _kernels.isa() in ("avx2", "portable")
+
+
+def test_output_slices_equal_one_thread(isa):
+    """With several threads, a layer with large weights on few pixels splits its outputs into
+    64-channel slices (each task streams part of the weights): every output mode equals the
+    one-thread result, including a last slice cut short (200 outputs)."""
+    rng = np.random.default_rng(11)
+    n, c, o, h = 1, 300, 200, 5
+    x, w = torch.randn(n, c, h, h), torch.randn(o, c, 3, 3)
+    bits = pack_bits(x.permute(0, 2, 3, 1).numpy())
+    wbits, wpop = pack_weight(w.numpy())
+    scale, bias = (rng.standard_normal(o).astype(np.float32) for _ in range(2))
+    res = rng.standard_normal((n, h, h, o)).astype(np.float32)
+    a_in, slope, a_out = (rng.standard_normal(o).astype(np.float32) for _ in range(3))
+    thr, flip = threshold(scale.astype(np.float64) * 0.01, bias.astype(np.float64))
+
+    def run() -> list[np.ndarray]:
+        ints = np.empty((n, h, h, o), np.int32)
+        _kernels.conv_int(bits, wbits, wpop, c, 3, 1, 1, ints)
+        floats = np.empty((n, h, h, o), np.float32)
+        _kernels.conv_float(
+            bits, wbits, wpop, c, 3, 1, 1, scale, bias, res, 2, a_in, slope, a_out, floats
+        )
+        signs = np.empty((n, h, h, words(o)), np.uint64)
+        _kernels.conv_bits(bits, wbits, wpop, c, 3, 1, 1, thr, flip, signs)
+        return [ints, floats, signs]
+
+    try:
+        _kernels.set_num_threads(1)
+        one = run()
+        _kernels.set_num_threads(2)
+        two = run()
+    finally:
+        _kernels.set_num_threads(1)
+    np.testing.assert_array_equal(one[0].transpose(0, 3, 1, 2), _conv_int(x, w, 1, 1))
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -4,9 +4,9 @@
     logits = engine(x)                   # NCHW float32 array or tensor
     engine.save("model.dwre"); engine = dwr.engine.load("model.dwre")
 
-Binary convolutions run in C++ (:mod:`dwr.engine._kernels`: AVX2 nibble-lookup popcount
-chosen at run time, portable fallback, multi-threaded); the stem, shortcuts, pooling and
-classifier run in float through PyTorch.
+Every op runs in C++ (:mod:`dwr.engine._kernels`, AVX2 chosen at run time, portable
+fallback, one thread pool): the binary convolutions as nibble-lookup popcount GEMMs, and the
+real-valued stem, shortcuts, pooling and classifier in float.
 """
 
 from __future__ import annotations

@@ -105,19 +105,13 @@ def op_profile(engine: CompiledModel, x: torch.Tensor, repeats: int = 20) -> dic
     """Minimum time (ms) of each op over ``repeats`` passes; their sum is the latency of an
     undisturbed run (on a shared machine a 20 ms end-to-end call is rarely undisturbed)."""
     best: dict[str, float] = {}
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.inference_mode():
-            for _ in range(max(2, repeats)):
-                st = engine._input(x)
-                for op in engine.ops:
-                    t = time.perf_counter()
-                    st = op.run(st)
-                    dt = (time.perf_counter() - t) * 1e3
-                    best[op.name] = min(best.get(op.name, dt), dt)
-    finally:
-        torch.set_num_threads(torch_threads)
+    for _ in range(max(2, repeats)):
+        st = engine._input(x)
+        for op in engine.ops:
+            t = time.perf_counter()
+            st = op.run(st)
+            dt = (time.perf_counter() - t) * 1e3
+            best[op.name] = min(best.get(op.name, dt), dt)
     return best
 
 

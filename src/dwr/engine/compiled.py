@@ -42,7 +42,7 @@ _ALIGN = 64
 
 
 def set_num_threads(n: int) -> None:
-    """Threads of the engine's kernels (all but the classifier, which runs in PyTorch)."""
+    """Threads of the engine's kernels (its thread pool runs every op)."""
     if int(n) < 1:
         raise DwrError(f"threads must be >= 1, got {n}")
     _kernels.set_num_threads(int(n))
@@ -152,18 +152,8 @@ class CompiledModel:
         """Logits ``[N, classes]`` for NCHW float32 ``x`` (a tensor in, a tensor out)."""
         as_tensor = isinstance(x, torch.Tensor)
         st = self._input(x)
-        # Only the classifier runs in PyTorch, single-threaded: two thread pools that both
-        # spin-wait (PyTorch's OpenMP team and ours) starve each other on a few cores.
-        torch_threads = torch.get_num_threads()
-        try:
-            if torch_threads != 1:
-                torch.set_num_threads(1)
-            with torch.inference_mode():
-                for op in self.ops:
-                    st = op.run(st)
-        finally:
-            if torch_threads != 1:
-                torch.set_num_threads(torch_threads)
+        for op in self.ops:  # every op runs in the engine's kernels, on its thread pool
+            st = op.run(st)
         logits = st.x
         return torch.from_numpy(logits) if as_tensor else logits
 

@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from dwr.engine import _kernels
 from dwr.engine.pack import ceil4, split_nibbles, words
@@ -56,6 +54,18 @@ def _padded(v: np.ndarray, n: int) -> np.ndarray:
     out = np.zeros(n, np.float32)
     out[: len(v)] = v
     return out
+
+
+def dense_layout(w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``[O, C]`` weight and ``[O]`` bias -> the dense kernel's blocks of 64 outputs,
+    ``[ceil(O/64), C, 64]``, and the bias padded to match (zeros in the padding)."""
+    o, c = w.shape
+    blocks = -(-o // 64)
+    wp = np.zeros((blocks * 64, c), np.float32)
+    wp[:o] = w
+    return np.ascontiguousarray(wp.reshape(blocks, 64, c).transpose(0, 2, 1)), _padded(
+        b, blocks * 64
+    )
 
 
 def _float_conv_layout(w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -370,8 +380,9 @@ class Head(Op):
     def __post_init__(self) -> None:
         self.w = np.ascontiguousarray(np.asarray(self.w, dtype=np.float32))
         _check(self.w.ndim == 2 and min(self.w.shape) >= 1, f"{self.name}: bad classifier")
-        self.b = _vec(self.b, self.w.shape[0], f"{self.name} bias")
-        self._w, self._b = torch.from_numpy(self.w), torch.from_numpy(self.b)
+        o = self.w.shape[0]
+        self.b = _vec(self.b, o, f"{self.name} bias")
+        self._wk, self._bk = dense_layout(self.w, self.b)
 
     @property
     def in_channels(self) -> int:
@@ -384,8 +395,13 @@ class Head(Op):
         return {"w": self.w, "b": self.b}
 
     def run(self, st: State) -> State:
-        pooled = torch.from_numpy(st.x).mean(dim=(1, 2))
-        return State(x=F.linear(pooled, self._w, self._b).numpy())
+        n, h, w, c = st.x.shape
+        # global average: one ceil-mode window covering the whole map
+        pooled = np.empty((n, 1, 1, c), np.float32)
+        _kernels.avg_pool_ceil(st.x, max(h, w), pooled)
+        out = np.empty((n, self.w.shape[0]), np.float32)
+        _kernels.dense(pooled.reshape(n, c), self._wk, self._bk, out)
+        return State(x=out)
 
 
 OP_TYPES: dict[str, type[Op]] = {cls.kind: cls for cls in (FloatConv, BinaryConv, MaxPool2, Head)}
