@@ -200,19 +200,36 @@ void pack_signs_portable(const float* x, const float* shift, int C, uint64_t* bi
 
 
 
+// The dot products of a task's pixels, read straight from the GEMM's popcounts:
+// dot[r][o] = full[r] - 2 * pop[r][o], with full[r] = |valid taps of pixel r| * C and the
+// padded taps' weight popcounts already taken out of pop (border pixels only). Reading them
+// in the epilogue saves a pass over the popcount buffer.
+struct Dots {
+  const int32_t* pop;   // [m][ld]
+  const int32_t* full;  // [m]
+  int ld;
+  int32_t at(int r, int o) const { return full[r] - 2 * pop[static_cast<size_t>(r) * ld + o]; }
+#ifdef DWR_X86
+  __attribute__((target("avx2"))) __m256i at8(int r, int o) const {
+    const __m256i p = _mm256_loadu_si256(
+        reinterpret_cast<const __m256i*>(pop + static_cast<size_t>(r) * ld + o));
+    return _mm256_sub_epi32(_mm256_set1_epi32(full[r]), _mm256_slli_epi32(p, 1));
+  }
+#endif
+};
+
 // y = scale * dot + bias (+ residual), then the activation, per output channel. The AVX2
 // path does eight channels at a time with the same operations in the same order (no FMA
 // contraction, see CMakeLists.txt), so both paths give bit-identical outputs.
 template <int ACT, bool RES>
-void epilogue_float_portable(const ConvGeom& g, const Epilogue& ep, const int32_t* dots,
+void epilogue_float_portable(const ConvGeom& g, const Epilogue& ep, const Dots& dots,
                              int64_t p0, int m, int o0, int o1) {
   const ActParams act{ep.act_in, ep.act_slope, ep.act_out};
   for (int r = 0; r < m; ++r) {
-    const int32_t* d = dots + static_cast<size_t>(r) * g.Op;
     float* out = ep.out_float + (p0 + r) * g.O;
     const float* res = RES ? ep.residual + (p0 + r) * g.O : nullptr;
     for (int o = o0; o < o1; ++o) {
-      float y = ep.scale[o] * static_cast<float>(d[o]) + ep.bias[o];
+      float y = ep.scale[o] * static_cast<float>(dots.at(r, o)) + ep.bias[o];
       if (RES) y += res[o];
       out[o] = activate(y, ACT, act, o);
     }
@@ -222,23 +239,22 @@ void epilogue_float_portable(const ConvGeom& g, const Epilogue& ep, const int32_
 #ifdef DWR_X86
 template <int ACT, bool RES>
 __attribute__((target("avx2"))) void epilogue_float_avx2(const ConvGeom& g, const Epilogue& ep,
-                                                         const int32_t* dots, int64_t p0,
+                                                         const Dots& dots, int64_t p0,
                                                          int m, int o0, int o1) {
   const ActParams act{ep.act_in, ep.act_slope, ep.act_out};
   const int O = g.O, O8 = o0 + ((o1 - o0) & ~7);
   for (int r = 0; r < m; ++r) {
-    const int32_t* d = dots + static_cast<size_t>(r) * g.Op;
     float* out = ep.out_float + (p0 + r) * O;
     const float* res = RES ? ep.residual + (p0 + r) * O : nullptr;
     for (int o = o0; o < O8; o += 8) {
-      const __m256 dot = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(d + o)));
+      const __m256 dot = _mm256_cvtepi32_ps(dots.at8(r, o));
       __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(ep.scale + o), dot),
                                _mm256_loadu_ps(ep.bias + o));
       if (RES) y = _mm256_add_ps(y, _mm256_loadu_ps(res + o));
       _mm256_storeu_ps(out + o, activate8(y, ACT, act, o));
     }
     for (int o = O8; o < o1; ++o) {
-      float y = ep.scale[o] * static_cast<float>(d[o]) + ep.bias[o];
+      float y = ep.scale[o] * static_cast<float>(dots.at(r, o)) + ep.bias[o];
       if (RES) y += res[o];
       out[o] = activate(y, ACT, act, o);
     }
@@ -247,7 +263,7 @@ __attribute__((target("avx2"))) void epilogue_float_avx2(const ConvGeom& g, cons
 #endif
 
 template <int ACT>
-void epilogue_float(const ConvGeom& g, const Epilogue& ep, const int32_t* dots, int64_t p0,
+void epilogue_float(const ConvGeom& g, const Epilogue& ep, const Dots& dots, int64_t p0,
                     int m, int o0, int o1) {
 #ifdef DWR_X86
   if (use_avx2()) {
@@ -265,13 +281,16 @@ void epilogue_float(const ConvGeom& g, const Epilogue& ep, const int32_t* dots, 
 }
 
 // The outputs o0..o1-1 of pixels p0..p0+m-1 (o0 a multiple of 64, so that bit words are
-// whole), from their dot products (dots: [m][Op]).
-void epilogue(const ConvGeom& g, const Epilogue& ep, const int32_t* dots, int64_t p0, int m,
+// whole), from their dot products.
+void epilogue(const ConvGeom& g, const Epilogue& ep, const Dots& dots, int64_t p0, int m,
               int o0, int o1) {
   if (ep.mode == MODE_INT) {
-    for (int r = 0; r < m; ++r)
-      std::memcpy(ep.out_int + (p0 + r) * g.O + o0, dots + static_cast<size_t>(r) * g.Op + o0,
-                  sizeof(int32_t) * (o1 - o0));
+    for (int r = 0; r < m; ++r) {
+      int32_t* __restrict out = ep.out_int + (p0 + r) * g.O;
+      const int32_t* __restrict pop = dots.pop + static_cast<size_t>(r) * dots.ld;
+      const int32_t full = dots.full[r];
+      for (int o = o0; o < o1; ++o) out[o] = full - 2 * pop[o];
+    }
   } else if (ep.mode == MODE_FLOAT) {
     if (ep.act == ACT_HARDTANH)
       epilogue_float<ACT_HARDTANH>(g, ep, dots, p0, m, o0, o1);
@@ -282,13 +301,13 @@ void epilogue(const ConvGeom& g, const Epilogue& ep, const int32_t* dots, int64_
   } else {
     const int ocw = (g.O + 63) / 64;
     for (int r = 0; r < m; ++r) {
-      const int32_t* d = dots + static_cast<size_t>(r) * g.Op;
       uint64_t* out = ep.out_bits + (p0 + r) * ocw;
       for (int w = o0 / 64; w < (o1 + 63) / 64; ++w) {
         uint64_t word = 0;
         const int end = std::min(g.O, 64 * w + 64);
         for (int o = 64 * w; o < end; ++o) {
-          const bool positive = ep.flip[o] ? d[o] <= ep.thr[o] : d[o] >= ep.thr[o];
+          const int32_t d = dots.at(r, o);
+          const bool positive = ep.flip[o] ? d <= ep.thr[o] : d >= ep.thr[o];
           word |= static_cast<uint64_t>(!positive) << (o & 63);
         }
         out[w] = word;
@@ -427,8 +446,10 @@ void binary_conv(const ConvGeom& g, const uint64_t* in_bits, const uint64_t* wbi
     thread_local std::vector<uint64_t> rows;
     thread_local std::vector<int32_t> pop;
     thread_local std::vector<uint8_t> border;
+    thread_local std::vector<int32_t> full;
     pop.resize(static_cast<size_t>(m) * g.Op);
     border.resize(static_cast<size_t>(m));
+    full.resize(static_cast<size_t>(m));
 #ifdef DWR_X86
     if (avx2) {
       rows.resize(static_cast<size_t>(m) * g.Kp * 2);
@@ -445,8 +466,8 @@ void binary_conv(const ConvGeom& g, const uint64_t* in_bits, const uint64_t* wbi
     }
     (void)avx2;
 
-    // pop -> dot in place: dot = |valid| * C - 2 * (pop - sum of padded taps' popcounts).
-    // Plain local bounds and restrict pointers so that both loops vectorise.
+    // dot = |valid| * C - 2 * (pop - sum of padded taps' popcounts): the padded taps come
+    // out of pop here (border pixels only), the rest is done as the epilogue reads the dots.
     int invalid[64];
     const int O = g.O, k = g.k, H = g.H, W = g.W;
     PixelCursor at(g, p0);
@@ -463,14 +484,13 @@ void binary_conv(const ConvGeom& g, const uint64_t* in_bits, const uint64_t* wbi
         }
       }
       int32_t* __restrict drow = pop.data() + static_cast<size_t>(r) * g.Op;
-      const int32_t full = (g.T - n_invalid) * g.C;
+      full[r] = (g.T - n_invalid) * g.C;
       for (int q = 0; q < n_invalid; ++q) {
         const int32_t* __restrict wq = wpop_t + static_cast<int64_t>(invalid[q]) * O;
         for (int o = o0; o < o1; ++o) drow[o] -= wq[o];
       }
-      for (int o = o0; o < o1; ++o) drow[o] = full - 2 * drow[o];
     }
-    epilogue(g, ep, pop.data(), p0, m, o0, o1);
+    epilogue(g, ep, Dots{pop.data(), full.data(), g.Op}, p0, m, o0, o1);
   });
 }
 
