@@ -189,12 +189,18 @@ __attribute__((target("avx2"))) void pack_signs_avx2(const float* x, const float
 }
 #endif
 
-void pack_signs_portable(const float* x, const float* shift, int C, uint64_t* bits) {
-  const int Cw = (C + 63) / 64;
-  for (int w = 0; w < Cw; ++w) bits[w] = 0;
-  for (int c = 0; c < C; ++c) {
-    const float v = shift ? x[c] + shift[c] : x[c];
-    if (!(v >= 0.0f)) bits[c >> 6] |= 1ULL << (c & 63);
+// Sign bits of channels c0..c1-1 of one pixel (bit set where !(x + shift >= 0)) into its
+// words; the words' other bits below c1 are kept, those from c1 on in the last word cleared.
+void pack_signs_portable(const float* x, const float* shift, int c0, int c1, uint64_t* bits) {
+  if (c1 <= c0) return;
+  for (int w = c0 >> 6; w <= (c1 - 1) >> 6; ++w) {
+    const int lo = std::max(c0, 64 * w), hi = std::min(c1, 64 * w + 64);
+    uint64_t word = lo > 64 * w ? bits[w] & ((1ULL << (lo & 63)) - 1) : 0;
+    for (int c = lo; c < hi; ++c) {
+      const float v = shift ? x[c] + shift[c] : x[c];
+      if (!(v >= 0.0f)) word |= 1ULL << (c & 63);
+    }
+    bits[w] = word;
   }
 }
 
@@ -225,6 +231,7 @@ template <int ACT, bool RES>
 void epilogue_float_portable(const ConvGeom& g, const Epilogue& ep, const Dots& dots,
                              int64_t p0, int m, int o0, int o1) {
   const ActParams act{ep.act_in, ep.act_slope, ep.act_out};
+  const int ocw = (g.O + 63) / 64;
   for (int r = 0; r < m; ++r) {
     float* out = ep.out_float + (p0 + r) * g.O;
     const float* res = RES ? ep.residual + (p0 + r) * g.O : nullptr;
@@ -233,6 +240,7 @@ void epilogue_float_portable(const ConvGeom& g, const Epilogue& ep, const Dots& 
       if (RES) y += res[o];
       out[o] = activate(y, ACT, act, o);
     }
+    if (ep.next_bits) pack_signs_portable(out, ep.next_shift, o0, o1, ep.next_bits + (p0 + r) * ocw);
   }
 }
 
@@ -242,21 +250,39 @@ __attribute__((target("avx2"))) void epilogue_float_avx2(const ConvGeom& g, cons
                                                          const Dots& dots, int64_t p0,
                                                          int m, int o0, int o1) {
   const ActParams act{ep.act_in, ep.act_slope, ep.act_out};
-  const int O = g.O, O8 = o0 + ((o1 - o0) & ~7);
+  const int O = g.O, O8 = o0 + ((o1 - o0) & ~7), ocw = (g.O + 63) / 64;
   for (int r = 0; r < m; ++r) {
     float* out = ep.out_float + (p0 + r) * O;
     const float* res = RES ? ep.residual + (p0 + r) * O : nullptr;
+    uint64_t* bits = ep.next_bits ? ep.next_bits + (p0 + r) * ocw : nullptr;
+    uint64_t word = 0;  // the sign bits of the current 64 channels, while packing
     for (int o = o0; o < O8; o += 8) {
       const __m256 dot = _mm256_cvtepi32_ps(dots.at8(r, o));
       __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(ep.scale + o), dot),
                                _mm256_loadu_ps(ep.bias + o));
       if (RES) y = _mm256_add_ps(y, _mm256_loadu_ps(res + o));
-      _mm256_storeu_ps(out + o, activate8(y, ACT, act, o));
+      y = activate8(y, ACT, act, o);
+      _mm256_storeu_ps(out + o, y);
+      if (bits) {
+        if (ep.next_shift) y = _mm256_add_ps(y, _mm256_loadu_ps(ep.next_shift + o));
+        const int neg = _mm256_movemask_ps(_mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_NGE_UQ));
+        word |= static_cast<uint64_t>(neg) << (o & 63);
+        if ((o & 63) == 56) {
+          bits[o >> 6] = word;
+          word = 0;
+        }
+      }
     }
     for (int o = O8; o < o1; ++o) {
       float y = ep.scale[o] * static_cast<float>(dots.at(r, o)) + ep.bias[o];
       if (RES) y += res[o];
       out[o] = activate(y, ACT, act, o);
+    }
+    if (bits && O8 < o1) {  // a last word that the vector loop did not finish
+      bits[O8 >> 6] = word;
+      pack_signs_portable(out, ep.next_shift, O8, o1, bits);
+    } else if (bits && (O8 & 63) != 0) {
+      bits[O8 >> 6] = word;
     }
   }
 }
@@ -510,7 +536,7 @@ void pack_signs(const float* x, const float* shift, int64_t P, int C, uint64_t* 
         continue;
       }
 #endif
-      pack_signs_portable(x + p * C, shift, C, bits + p * Cw);
+      pack_signs_portable(x + p * C, shift, 0, C, bits + p * Cw);
     }
     (void)avx2;
   });

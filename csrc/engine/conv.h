@@ -37,6 +37,10 @@ struct Epilogue {
   const float* act_out = nullptr;
   const int32_t* thr = nullptr;    // bits mode: +1 iff (flip ? dot <= thr : dot >= thr)
   const uint8_t* flip = nullptr;
+  // float mode, optional: also pack the signs of (y + next_shift) for the next binary conv,
+  // exactly as pack_signs would from the float output, while y is still in registers
+  uint64_t* next_bits = nullptr;   // [P][ceil(O/64)]
+  const float* next_shift = nullptr;
 };
 
 // Runs the convolution; wbits is in lane layout [Op/4][Kp][4] (word k of outputs 4g..4g+3

@@ -126,10 +126,17 @@ NB_MODULE(_kernels, m) {
          int stride, int pad, Arr<const float> scale, Arr<const float> bias,
          Arr<const float> residual, int act, Arr<const float> act_in,
          Arr<const float> act_slope, Arr<const float> act_out, Arr<float> out,
-         Arr<const uint64_t> wsplit) {
+         Arr<const uint64_t> wsplit, Arr<uint64_t> next_bits, Arr<const float> next_shift) {
         const dwr::ConvGeom g = geometry(in, w, wpop, C, k, stride, pad);
         check_out(out, g, g.O, "output");
         dwr::Epilogue ep;
+        if (next_bits.is_valid()) {
+          check_out(next_bits, g, (g.O + 63) / 64, "next_bits");
+          ep.next_bits = next_bits.data();
+          ep.next_shift = optional_vec(next_shift, g.O, "next_shift");
+        } else {
+          require(!next_shift.is_valid(), "next_shift needs next_bits");
+        }
         ep.mode = dwr::MODE_FLOAT;
         ep.out_float = out.data();
         ep.scale = optional_vec(scale, g.O, "scale");
@@ -151,8 +158,10 @@ NB_MODULE(_kernels, m) {
       "x"_a.noconvert(), "w"_a.noconvert(), "wpop"_a.noconvert(), "C"_a, "k"_a, "stride"_a, "pad"_a, "scale"_a.noconvert(), "bias"_a.noconvert(),
       "residual"_a.noconvert().none(), "act"_a, "act_in"_a.noconvert().none(), "act_slope"_a.noconvert().none(),
       "act_out"_a.noconvert().none(), "out"_a.noconvert(),
-      "wsplit"_a.noconvert().none() = nb::none(),
-      "act(scale*dot + bias + residual) as float NHWC.");
+      "wsplit"_a.noconvert().none() = nb::none(), "next_bits"_a.noconvert().none() = nb::none(),
+      "next_shift"_a.noconvert().none() = nb::none(),
+      "act(scale*dot + bias + residual) as float NHWC; with next_bits, also the packed signs "
+      "of (out + next_shift), the next binary conv's input.");
 
   m.def(
       "conv_bits",

@@ -250,3 +250,63 @@ def test_output_slices_equal_one_thread(isa):
     np.testing.assert_array_equal(one[0].transpose(0, 3, 1, 2), _conv_int(x, w, 1, 1))
     for a, b in zip(one, two, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("o", [5, 64, 70, 200])
+def test_conv_float_packs_the_next_input(o, isa, threads):
+    """With next_bits, the float epilogue also packs sign(out + next_shift): bit-identical to
+    pack_signs on its own output (channel tails, 64-channel slices with 2 threads)."""
+    rng = np.random.default_rng(o)
+    n, c, h = 1, 300, 5
+    x, w = torch.randn(n, c, h, h), torch.randn(o, c, 3, 3)
+    bits = pack_bits(x.permute(0, 2, 3, 1).numpy())
+    wbits, wpop = pack_weight(w.numpy())
+    scale = (rng.standard_normal(o) * 0.02).astype(np.float32)
+    bias, a_in, slope, a_out = (rng.standard_normal(o).astype(np.float32) for _ in range(4))
+    res = rng.standard_normal((n, h, h, o)).astype(np.float32)
+    shift = rng.standard_normal(o).astype(np.float32)
+    for act in (0, 2):
+        for s in (None, shift):
+            out = np.empty((n, h, h, o), np.float32)
+            packed = np.full((n, h, h, words(o)), 0xFFFF, np.uint64)  # stale bits must go
+            _kernels.conv_float(
+                bits,
+                wbits,
+                wpop,
+                c,
+                3,
+                1,
+                1,
+                scale,
+                bias,
+                res,
+                act,
+                a_in,
+                slope,
+                a_out,
+                out,
+                next_bits=packed,
+                next_shift=s,
+            )
+            want = np.empty_like(packed)
+            _kernels.pack_signs(out, s, want)
+            np.testing.assert_array_equal(packed, want, err_msg=f"act={act} shift={s is not None}")
+    with pytest.raises(ValueError, match="next_bits"):
+        _kernels.conv_float(
+            bits,
+            wbits,
+            wpop,
+            c,
+            3,
+            1,
+            1,
+            scale,
+            bias,
+            res,
+            0,
+            None,
+            None,
+            None,
+            out,
+            next_shift=shift,
+        )

@@ -55,6 +55,11 @@ class CompiledModel:
         self.ops = list(ops)
         self.spec = spec
         self._check_chain()
+        # A binary conv that writes floats for the next binary conv also packs that conv's
+        # input in its epilogue (sign of out + the next RSign shift), saving a pass over them.
+        for op, nxt in zip(self.ops, self.ops[1:], strict=False):
+            if isinstance(op, BinaryConv) and op.out == "float" and isinstance(nxt, BinaryConv):
+                op.feeds(nxt)
 
     # -- structure --------------------------------------------------------------------------
     def _check_chain(self) -> None:

@@ -37,8 +37,10 @@ POOL_GEOMETRY = {"max3": (3, 2, 1), "max2": (2, 2, 0)}  # (kernel, stride, paddi
 
 @dataclass
 class State:
-    """Activations between ops: float NHWC ``x`` or packed sign ``bits`` (one is set).
+    """Activations between ops: float NHWC ``x`` or packed sign ``bits``.
 
+    Both are set when a binary conv has already packed the next binary conv's input along
+    with its float output (``bits`` is then that conv's input, ``x`` its residual source).
     ``nchw`` marks the model's own input, which only the stem reads (as NCHW)."""
 
     x: np.ndarray | None = None
@@ -247,6 +249,8 @@ class BinaryConv(Op):
             self._sc = _float_conv_layout(self.sc_w, self.sc_b)
         _check(self.sc_stride >= 1, f"{where}: bad shortcut stride")
         self.rprelu = _act_arrays(self.act, self.rprelu, o, where)
+        self._pack_next = False  # see feeds()
+        self._next_shift: np.ndarray | None = None
         _check(self.out in ("float", "bits"), f"{where}: unknown output {self.out!r}")
         if self.out == "bits":
             _check(
@@ -255,6 +259,15 @@ class BinaryConv(Op):
             )
             self.thr = _vec(self.thr, o, f"{where} thresholds", np.int32)
             self.flip = _vec(self.flip, o, f"{where} flips", np.uint8)
+
+    def feeds(self, nxt: BinaryConv) -> None:
+        """Pack ``nxt``'s input bits (the sign of this op's float output plus ``nxt.shift``) in
+        this op's epilogue, while the values are in registers, instead of in ``nxt``."""
+        _check(
+            self.out == "float" and nxt.in_channels == self.out_channels,
+            f"{self.name}: cannot pack the input of {nxt.name}",
+        )
+        self._pack_next, self._next_shift = True, nxt.shift
 
     def meta(self) -> dict[str, Any]:
         keys = ("in_channels", "out_channels", "k", "stride", "pad", "shortcut", "sc_stride")
@@ -325,6 +338,11 @@ class BinaryConv(Op):
             return State(bits=out)
         res = self._residual(st.x) if self.shortcut != "none" else None
         out = np.empty((n, oh, ow, self.out_channels), dtype=np.float32)
+        packed = (
+            np.empty((n, oh, ow, words(self.out_channels)), dtype=np.uint64)
+            if self._pack_next
+            else None
+        )
         a_in, a_slope, a_out = self.rprelu
         _kernels.conv_float(
             bits,
@@ -343,8 +361,10 @@ class BinaryConv(Op):
             a_out,
             out,
             wsplit=self._wsplit,
+            next_bits=packed,
+            next_shift=self._next_shift if self._pack_next else None,
         )
-        return State(x=out)
+        return State(x=out, bits=packed)
 
 
 @dataclass
