@@ -265,48 +265,18 @@ def test_conv_float_packs_the_next_input(o, isa, threads):
     bias, a_in, slope, a_out = (rng.standard_normal(o).astype(np.float32) for _ in range(4))
     res = rng.standard_normal((n, h, h, o)).astype(np.float32)
     shift = rng.standard_normal(o).astype(np.float32)
+
+    def conv(act: int, out: np.ndarray, **packing) -> None:
+        _kernels.conv_float(bits, wbits, wpop, c, 3, 1, 1, scale, bias, res, act,
+                            a_in, slope, a_out, out, **packing)  # fmt: skip
+
+    out = np.empty((n, h, h, o), np.float32)
     for act in (0, 2):
         for s in (None, shift):
-            out = np.empty((n, h, h, o), np.float32)
             packed = np.full((n, h, h, words(o)), 0xFFFF, np.uint64)  # stale bits must go
-            _kernels.conv_float(
-                bits,
-                wbits,
-                wpop,
-                c,
-                3,
-                1,
-                1,
-                scale,
-                bias,
-                res,
-                act,
-                a_in,
-                slope,
-                a_out,
-                out,
-                next_bits=packed,
-                next_shift=s,
-            )
+            conv(act, out, next_bits=packed, next_shift=s)
             want = np.empty_like(packed)
             _kernels.pack_signs(out, s, want)
             np.testing.assert_array_equal(packed, want, err_msg=f"act={act} shift={s is not None}")
     with pytest.raises(ValueError, match="next_bits"):
-        _kernels.conv_float(
-            bits,
-            wbits,
-            wpop,
-            c,
-            3,
-            1,
-            1,
-            scale,
-            bias,
-            res,
-            0,
-            None,
-            None,
-            None,
-            out,
-            next_shift=shift,
-        )
+        conv(0, out, next_shift=shift)

@@ -97,6 +97,21 @@ def test_sign_folding_changes_nothing():
     assert int(close.sum()) >= 15
 
 
+@pytest.mark.parametrize("name", ["birealnet18", "reactnet18"])
+def test_packing_in_the_epilogue_changes_nothing(name):
+    """Binary convs that feed binary convs pack the next input in their epilogue (Bi-Real:
+    plain signs; ReActNet: signs after the next RSign shift): logits equal unfused runs."""
+    model = random_model(name, seed=4)
+    comp = engine.convert(model)
+    fused = [op for op in comp.ops if isinstance(op, BinaryConv) and op._pack_next]
+    assert len(fused) >= 10
+    x = torch.randn(2, 3, 64, 64)
+    a = comp(x)
+    for op in fused:
+        op._pack_next = False
+    torch.testing.assert_close(comp(x), a, rtol=0, atol=0)
+
+
 def test_numpy_in_numpy_out_and_batch_independence():
     model = random_model("resnet20_cifar")
     comp = engine.convert(model)
