@@ -134,7 +134,6 @@ __attribute__((target("avx2"), always_inline)) inline void popgemm_block(
   }
 }
 
-
 // A: split rows [M][K][2]; B: split weights [Op/4][K][2][4]. Tiles of 3 pixels x 8 outputs
 // (6 byte counters, 4 weight vectors, 2 broadcasts and the lookup table fit 16 registers).
 __attribute__((target("avx2,popcnt"))) void popgemm_avx2(const uint64_t* A, int M,
@@ -204,8 +203,6 @@ void pack_signs_portable(const float* x, const float* shift, int c0, int c1, uin
   }
 }
 
-
-
 // The dot products of a task's pixels, read straight from the GEMM's popcounts:
 // dot[r][o] = full[r] - 2 * pop[r][o], with full[r] = |valid taps of pixel r| * C and the
 // padded taps' weight popcounts already taken out of pop (border pixels only). Reading them
@@ -240,7 +237,8 @@ void epilogue_float_portable(const ConvGeom& g, const Epilogue& ep, const Dots& 
       if (RES) y += res[o];
       out[o] = activate(y, ACT, act, o);
     }
-    if (ep.next_bits) pack_signs_portable(out, ep.next_shift, o0, o1, ep.next_bits + (p0 + r) * ocw);
+    if (ep.next_bits)
+      pack_signs_portable(out, ep.next_shift, o0, o1, ep.next_bits + (p0 + r) * ocw);
   }
 }
 

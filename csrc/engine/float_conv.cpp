@@ -174,7 +174,8 @@ namespace {
 // scalar and vector paths give identical results: the max keeps the current value unless
 // the new one is greater (_mm256_max_ps(src, dst) is exactly src > dst ? src : dst), and the
 // average adds the window in the same order, then multiplies by the same reciprocal.
-// Channels c0..C-1 of one output pixel (dst points at its channel 0).
+
+// Max over the window of channels c0..C-1 of one output pixel (dst points at its channel 0).
 void max_channels(const float* in, int64_t row, int C, int c0, int y0, int y1, int x0, int x1,
                   float* __restrict dst) {
   std::fill(dst + c0, dst + C, -std::numeric_limits<float>::infinity());
@@ -190,6 +191,7 @@ void max_pixel_portable(const float* in, int64_t row, int C, int y0, int y1, int
   max_channels(in, row, C, 0, y0, y1, x0, x1, dst);
 }
 
+// Average over the window of channels c0..C-1 of one output pixel.
 void avg_channels(const float* in, int64_t row, int C, int c0, int y0, int y1, int x0, int x1,
                   float* __restrict dst) {
   std::fill(dst + c0, dst + C, 0.0f);
