@@ -65,9 +65,8 @@ def dense_layout(w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     blocks = -(-o // 64)
     wp = np.zeros((blocks * 64, c), np.float32)
     wp[:o] = w
-    return np.ascontiguousarray(wp.reshape(blocks, 64, c).transpose(0, 2, 1)), _padded(
-        b, blocks * 64
-    )
+    wk = np.ascontiguousarray(wp.reshape(blocks, 64, c).transpose(0, 2, 1))
+    return wk, _padded(b, blocks * 64)
 
 
 def _float_conv_layout(w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
