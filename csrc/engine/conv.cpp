@@ -189,13 +189,11 @@ __attribute__((target("avx2"))) void pack_signs_avx2(const float* x, const float
 #endif
 
 // Sign bits of channels c0..c1-1 of one pixel (bit set where !(x + shift >= 0)) into its
-// words; the words' other bits below c1 are kept, those from c1 on in the last word cleared.
+// words c0/64 .. (c1-1)/64; c0 is a multiple of 64, bits from c1 on in the last word are 0.
 void pack_signs_portable(const float* x, const float* shift, int c0, int c1, uint64_t* bits) {
-  if (c1 <= c0) return;
-  for (int w = c0 >> 6; w <= (c1 - 1) >> 6; ++w) {
-    const int lo = std::max(c0, 64 * w), hi = std::min(c1, 64 * w + 64);
-    uint64_t word = lo > 64 * w ? bits[w] & ((1ULL << (lo & 63)) - 1) : 0;
-    for (int c = lo; c < hi; ++c) {
+  for (int w = c0 >> 6; 64 * w < c1; ++w) {
+    uint64_t word = 0;
+    for (int c = 64 * w; c < std::min(c1, 64 * w + 64); ++c) {
       const float v = shift ? x[c] + shift[c] : x[c];
       if (!(v >= 0.0f)) word |= 1ULL << (c & 63);
     }
@@ -271,17 +269,15 @@ __attribute__((target("avx2"))) void epilogue_float_avx2(const ConvGeom& g, cons
         }
       }
     }
-    for (int o = O8; o < o1; ++o) {
+    for (int o = O8; o < o1; ++o) {  // the last o1 - O8 < 8 channels
       float y = ep.scale[o] * static_cast<float>(dots.at(r, o)) + ep.bias[o];
       if (RES) y += res[o];
-      out[o] = activate(y, ACT, act, o);
+      y = activate(y, ACT, act, o);
+      out[o] = y;
+      if (bits && !((ep.next_shift ? y + ep.next_shift[o] : y) >= 0.0f))
+        word |= 1ULL << (o & 63);
     }
-    if (bits && O8 < o1) {  // a last word that the vector loop did not finish
-      bits[O8 >> 6] = word;
-      pack_signs_portable(out, ep.next_shift, O8, o1, bits);
-    } else if (bits && (O8 & 63) != 0) {
-      bits[O8 >> 6] = word;
-    }
+    if (bits && (o1 & 63) != 0) bits[(o1 - 1) >> 6] = word;  // the last, partial word
   }
 }
 #endif
