@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import sys
+import time
 
 import torch
 
@@ -32,6 +33,22 @@ from dwr.engine.bench import time_layer, time_model
 LAYERS = [(64, 56), (128, 28), (256, 14), (512, 7), (64, 32), (128, 16), (256, 8), (512, 4)]
 MODELS = ["birealnet18", "birealnet18_dwr", "resnet18_cifar", "resnet18_cifar_dwr"]
 LCE_X86_MS = (31.0, 34.0)  # Larq Compute Engine, Bi-Real-18-like, one thread (issue #5)
+
+
+def host_gflops(repeats: int = 30) -> float:
+    """One core's float32 matmul rate (512^3, best of ``repeats``): how fast the shared host is
+    right now. Ratios measured side by side do not depend on it; comparisons with a time
+    measured elsewhere (Larq Compute Engine's) do."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    a, b = torch.randn(512, 512), torch.randn(512, 512)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    torch.set_num_threads(threads)
+    return 2 * 512**3 / best / 1e9
 
 
 def best_of(runs: list[dict]) -> dict:
@@ -65,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     load_before = os.getloadavg()  # the machine may be shared: record how busy it was
+    gflops_before = host_gflops()
     layers = []
     print(f"kernel: {engine.kernel_isa()}  cpu: {platform.processor() or platform.machine()}")
     print(
@@ -137,7 +155,10 @@ def main(argv: list[str] | None = None) -> int:
             summary[f"{name}_scaling_1_to_2"] = ms(name, 1) / ms(name, 2)
     if ms("birealnet18", 1):
         summary["birealnet18_vs_lce_x86_t1"] = LCE_X86_MS[0] / ms("birealnet18", 1)
+        summary["birealnet18_vs_lce_x86_34ms_t1"] = LCE_X86_MS[1] / ms("birealnet18", 1)
     print("\n" + "\n".join(f"{k}: {v:.2f}x" for k, v in summary.items()))
+    host = [round(gflops_before, 1), round(host_gflops(), 1)]
+    print(f"host float32 GFLOP/s on one core, before/after: {host[0]} / {host[1]}")
 
     result = {
         "kernel": engine.kernel_isa(),
@@ -148,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         "timing": "min over repeats (ms); medians alongside",
         "cpu_count": os.cpu_count(),
         "load_average_1min_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+        "host_matmul_gflops_before_after": host,
         "layers": layers,
         "models": models,
         "summary": summary,
