@@ -1,0 +1,57 @@
+"""The benchmark scripts' own logic, on made-up results (no training, no timing)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(row: str, seed: int, top1: float, machine: str) -> dict:
+    return {
+        "model": "resnet20_cifar", "row": row, "method": "one-step", "seed": seed,
+        "top1": top1, "depths": [3, 3, 3], "widths": [16, 32, 64], "bops": 4.0e7,
+        "flops": 4.4e5, "ops": 1.1e6, "params": 2.7e5, "activations": 1.7e5,
+        "latency_ms": 0.8, "trained_on": machine,
+    }  # fmt: skip
+
+
+def test_paper_table_report_only_rebuilds_the_published_files(tmp_path):
+    """--report-only gathers every run and job record into results.json, the table and plot:
+    mean and std over seeds per (model, row, method), rows in the table's order."""
+    pt = _load("paper_table")
+    out, docs = tmp_path / "runs", tmp_path / "docs"
+    runs = [
+        _row("original", 0, 30.0, "cpu"),
+        _row("original", 1, 32.0, "cpu"),
+        _row("naive_s2", 0, 35.0, "gpu"),
+    ]
+    for r in runs:
+        pt.save_json(
+            out / r["model"] / r["row"] / r["method"] / f"seed{r['seed']}" / "table_row.json", r
+        )
+    pt.save_json(out / "jobs" / "resnet20_cifar.one-step.json", {"command": "x", "machine": "cpu"})
+    assert pt.main(["--report-only", "--out", str(out), "--docs", str(docs)]) == 0
+    published = json.loads((docs / "results.json").read_text())
+    assert len(published["runs"]) == 3 and published["jobs"] == [{"command": "x", "machine": "cpu"}]
+    table = (docs / "results_table.md").read_text().splitlines()
+    assert "31.00 ± 1.41 (2)" in table[2] and "| original |" in table[2]
+    assert "35.00 ± 0.00 (1)" in table[3] and "| naive_s2 |" in table[3]
+    assert (docs / "results.png").stat().st_size > 0
+
+
+def test_paper_table_job_records_do_not_collide():
+    pt = _load("paper_table")
+    a = pt.parse_args(["--models", "vgg_small_cifar", "--methods", "two-step", "--only-seeds", "1"])
+    b = pt.parse_args(["--models", "vgg_small_cifar", "--methods", "two-step", "--only-seeds", "2"])
+    assert pt.job_path(a) != pt.job_path(b)
+    assert pt.job_path(a).name == "vgg_small_cifar.two-step.seed1.json"
