@@ -27,6 +27,20 @@ bool use_avx2() {
 #endif
 }
 
+// The sign convention of packed activations: bit set (value -1) where !(x + shift >= 0), so
+// 0 and -0 pack as +1 and NaN as -1, exactly like dwr's sign in PyTorch.
+inline bool negative(float x, const float* shift, int c) {
+  return !((shift ? x + shift[c] : x) >= 0.0f);
+}
+
+#ifdef DWR_X86
+// The same rule for eight channels c..c+7: bit i of the result is channel c + i.
+__attribute__((target("avx2"))) inline int negative8(__m256 x, const float* shift, int c) {
+  if (shift) x = _mm256_add_ps(x, _mm256_loadu_ps(shift + c));
+  return _mm256_movemask_ps(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_NGE_UQ));
+}
+#endif
+
 // ---------------------------------------------------------------------------------------
 // Popcount GEMM: pop[i][j] = sum_k popcount(A[i][k] ^ B_j[k]) for A: [M][K] (im2col rows)
 // and B in lane layout [Op/4][K][4]: the weights of outputs 4g..4g+3 for word k sit side by
@@ -167,36 +181,27 @@ __attribute__((target("avx2,popcnt"))) void popgemm_avx2(const uint64_t* A, int 
 __attribute__((target("avx2"))) void pack_signs_avx2(const float* x, const float* shift,
                                                      int C, uint64_t* bits) {
   const int Cw = (C + 63) / 64;
-  const __m256 zero = _mm256_setzero_ps();
   for (int w = 0; w < Cw; ++w) {
     uint64_t word = 0;
     const int c0 = w * 64;
     const int c1 = std::min(C, c0 + 64);
     int c = c0;
-    for (; c + 8 <= c1; c += 8) {
-      __m256 v = _mm256_loadu_ps(x + c);
-      if (shift) v = _mm256_add_ps(v, _mm256_loadu_ps(shift + c));
-      const int m = _mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_NGE_UQ));
-      word |= static_cast<uint64_t>(m) << (c - c0);
-    }
-    for (; c < c1; ++c) {
-      const float v = shift ? x[c] + shift[c] : x[c];
-      if (!(v >= 0.0f)) word |= 1ULL << (c - c0);
-    }
+    for (; c + 8 <= c1; c += 8)
+      word |= static_cast<uint64_t>(negative8(_mm256_loadu_ps(x + c), shift, c)) << (c - c0);
+    for (; c < c1; ++c)
+      if (negative(x[c], shift, c)) word |= 1ULL << (c - c0);
     bits[w] = word;
   }
 }
 #endif
 
-// Sign bits of channels c0..c1-1 of one pixel (bit set where !(x + shift >= 0)) into its
-// words c0/64 .. (c1-1)/64; c0 is a multiple of 64, bits from c1 on in the last word are 0.
+// Sign bits (see negative) of channels c0..c1-1 of one pixel into its words c0/64 ..
+// (c1-1)/64; c0 is a multiple of 64, bits from c1 on in the last word are 0.
 void pack_signs_portable(const float* x, const float* shift, int c0, int c1, uint64_t* bits) {
   for (int w = c0 >> 6; 64 * w < c1; ++w) {
     uint64_t word = 0;
-    for (int c = 64 * w; c < std::min(c1, 64 * w + 64); ++c) {
-      const float v = shift ? x[c] + shift[c] : x[c];
-      if (!(v >= 0.0f)) word |= 1ULL << (c & 63);
-    }
+    for (int c = 64 * w; c < std::min(c1, 64 * w + 64); ++c)
+      if (negative(x[c], shift, c)) word |= 1ULL << (c & 63);
     bits[w] = word;
   }
 }
@@ -260,9 +265,7 @@ __attribute__((target("avx2"))) void epilogue_float_avx2(const ConvGeom& g, cons
       y = activate8(y, ACT, act, o);
       _mm256_storeu_ps(out + o, y);
       if (bits) {
-        if (ep.next_shift) y = _mm256_add_ps(y, _mm256_loadu_ps(ep.next_shift + o));
-        const int neg = _mm256_movemask_ps(_mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_NGE_UQ));
-        word |= static_cast<uint64_t>(neg) << (o & 63);
+        word |= static_cast<uint64_t>(negative8(y, ep.next_shift, o)) << (o & 63);
         if ((o & 63) == 56) {
           bits[o >> 6] = word;
           word = 0;
@@ -274,8 +277,7 @@ __attribute__((target("avx2"))) void epilogue_float_avx2(const ConvGeom& g, cons
       if (RES) y += res[o];
       y = activate(y, ACT, act, o);
       out[o] = y;
-      if (bits && !((ep.next_shift ? y + ep.next_shift[o] : y) >= 0.0f))
-        word |= 1ULL << (o & 63);
+      if (bits && negative(y, ep.next_shift, o)) word |= 1ULL << (o & 63);
     }
     if (bits && (o1 & 63) != 0) bits[(o1 - 1) >> 6] = word;  // the last, partial word
   }
