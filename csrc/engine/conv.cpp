@@ -369,17 +369,18 @@ struct PixelCursor {
 }
 
 // im2col on bits for pixels p0..p0+m-1, each input pixel `cw` words (Cw, or 2 Cw when the
-// input is nibble-split): row = [tap][word], padded taps zero; border[r] says whether pixel
-// r's window leaves the image (its dot product needs the padding correction).
+// input is nibble-split): row = [tap][word], padded taps zero. padded[r] has bit t set for
+// each tap t of pixel r's window outside the image (k <= 7: at most 49 taps), which its dot
+// product must leave out.
 void im2col(const ConvGeom& g, const uint64_t* in, int cw, int64_t p0, int m, uint64_t* rows,
-            uint8_t* border) {
+            uint64_t* padded) {
   const int k = g.k, width = g.T * cw;
   PixelCursor at(g, p0);
   for (int r = 0; r < m; ++r, at.next()) {
     uint64_t* dst = rows + static_cast<int64_t>(r) * width;
     const int iy0 = at.oy * g.stride - g.pad, ix0 = at.ox * g.stride - g.pad;
     const bool inside = iy0 >= 0 && ix0 >= 0 && iy0 + k <= g.H && ix0 + k <= g.W;
-    border[r] = !inside;
+    padded[r] = 0;
     const uint64_t* base = in + static_cast<int64_t>(at.n) * g.H * g.W * cw;
     if (inside) {
       for (int ky = 0; ky < k; ++ky)
@@ -390,12 +391,13 @@ void im2col(const ConvGeom& g, const uint64_t* in, int cw, int64_t p0, int m, ui
     std::fill(dst, dst + width, 0);
     for (int ky = 0; ky < k; ++ky) {
       const int iy = iy0 + ky;
-      if (iy < 0 || iy >= g.H) continue;
       for (int kx = 0; kx < k; ++kx) {
-        const int ix = ix0 + kx;
-        if (ix < 0 || ix >= g.W) continue;
-        std::copy_n(base + (static_cast<int64_t>(iy) * g.W + ix) * cw, cw,
-                    dst + (ky * k + kx) * cw);
+        const int ix = ix0 + kx, t = ky * k + kx;
+        if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) {
+          padded[r] |= 1ULL << t;
+          continue;
+        }
+        std::copy_n(base + (static_cast<int64_t>(iy) * g.W + ix) * cw, cw, dst + t * cw);
       }
     }
   }
@@ -467,22 +469,22 @@ void binary_conv(const ConvGeom& g, const uint64_t* in_bits, const uint64_t* wbi
     const int op1 = std::min(g.Op, o0 + slice_blocks * 64), o1 = std::min(g.O, op1);
     thread_local std::vector<uint64_t> rows;
     thread_local std::vector<int32_t> pop;
-    thread_local std::vector<uint8_t> border;
+    thread_local std::vector<uint64_t> padded;
     thread_local std::vector<int32_t> full;
     pop.resize(static_cast<size_t>(m) * g.Op);
-    border.resize(static_cast<size_t>(m));
+    padded.resize(static_cast<size_t>(m));
     full.resize(static_cast<size_t>(m));
 #ifdef DWR_X86
     if (avx2) {
       rows.resize(static_cast<size_t>(m) * g.Kp * 2);
-      im2col(g, in_split, 2 * g.Cw, p0, m, rows.data(), border.data());
+      im2col(g, in_split, 2 * g.Cw, p0, m, rows.data(), padded.data());
       popgemm_avx2(rows.data(), m, wsplit + static_cast<int64_t>(o0) * g.Kp * 2, op1 - o0,
                    g.Kp, pop.data() + o0, g.Op);
     } else
 #endif
     {
       rows.resize(static_cast<size_t>(m) * g.Kp);
-      im2col(g, in_bits, g.Cw, p0, m, rows.data(), border.data());
+      im2col(g, in_bits, g.Cw, p0, m, rows.data(), padded.data());
       popgemm_portable(rows.data(), m, wbits + static_cast<int64_t>(o0) * g.Kp, op1 - o0, g.Kp,
                        pop.data() + o0, g.Op);
     }
@@ -490,25 +492,14 @@ void binary_conv(const ConvGeom& g, const uint64_t* in_bits, const uint64_t* wbi
 
     // dot = |valid| * C - 2 * (pop - sum of padded taps' popcounts): the padded taps come
     // out of pop here (border pixels only), the rest is done as the epilogue reads the dots.
-    int invalid[64];
-    const int O = g.O, k = g.k, H = g.H, W = g.W;
-    PixelCursor at(g, p0);
-    for (int r = 0; r < m; ++r, at.next()) {
-      int n_invalid = 0;
-      if (border[r]) {
-        const int iy0 = at.oy * g.stride - g.pad, ix0 = at.ox * g.stride - g.pad;
-        for (int ky = 0; ky < k; ++ky) {
-          const int iy = iy0 + ky;
-          for (int kx = 0; kx < k; ++kx) {
-            const int ix = ix0 + kx;
-            if (iy < 0 || iy >= H || ix < 0 || ix >= W) invalid[n_invalid++] = ky * k + kx;
-          }
-        }
-      }
+    for (int r = 0; r < m; ++r) {
+      full[r] = g.T * g.C;
+      if (padded[r] == 0) continue;  // an interior pixel
+      full[r] -= popcount64(padded[r]) * g.C;
       int32_t* __restrict drow = pop.data() + static_cast<size_t>(r) * g.Op;
-      full[r] = (g.T - n_invalid) * g.C;
-      for (int q = 0; q < n_invalid; ++q) {
-        const int32_t* __restrict wq = wpop_t + static_cast<int64_t>(invalid[q]) * O;
+      for (int t = 0; padded[r] >> t != 0; ++t) {
+        if (!(padded[r] >> t & 1)) continue;
+        const int32_t* __restrict wq = wpop_t + static_cast<int64_t>(t) * g.O;
         for (int o = o0; o < o1; ++o) drow[o] -= wq[o];
       }
     }
