@@ -81,7 +81,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="measure every finished row's engine latency again (all side by side), then publish",
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    try:
+        overrides = json.loads(args.schedule)
+    except json.JSONDecodeError as exc:
+        p.error(f"--schedule is not JSON: {exc}")
+    if not isinstance(overrides, dict):
+        p.error("--schedule must be a JSON object of recipe overrides")
+    return args
 
 
 # -- rows -------------------------------------------------------------------------------------
@@ -217,9 +224,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import torch
 
+    import dwr
     from dwr.cost import count_cost
     from dwr.data import load_dataset
 
+    for model in args.models:  # an unknown name fails now, not after loading the data
+        dwr.get_spec(model)
     if args.threads:
         torch.set_num_threads(args.threads)
     data = load_dataset(args.dataset, args.data_dir, val_fraction=args.val_fraction, seed=0)
@@ -452,5 +462,20 @@ def write_plot(table, path: Path) -> None:
     plt.close(fig)
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """``main`` as a command: a bad model name, data directory or schedule is one line on
+    stderr and exit code 2, an interrupt exit code 130 (finished runs are kept; rerun to go on)."""
+    from dwr.errors import DwrError
+
+    try:
+        return main(argv)
+    except DwrError as exc:
+        print(f"paper_table: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("paper_table: interrupted; finished runs are kept, rerun to go on", file=sys.stderr)
+        return 130
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

@@ -6,16 +6,18 @@
 # skipped on a rerun, as with paper_table.py itself.
 #
 #   benchmarks/paper_table_parallel.sh OUT_DIR "MODEL..." "SEED..." [paper_table.py options...]
-set -u
+set -u -m
 out=$1; models=$2; seeds=$3; shift 3
 here=$(cd "$(dirname "$0")" && pwd)
 py=${PYTHON:-python3}
 first=${seeds%% *}
 mkdir -p "$out/logs"
 pids=()
+logs=()
 
 # job MODEL METHOD SEED WAIT_FOR...: wait until each file exists (or its maker has died), then
-# run; each job leads its own process group (setsid), so a stop reaches its python too
+# run. With job control on (set -m), each job leads its own process group, so a stop reaches
+# its python too (and whatever a python launcher shim started).
 job() {
   local model=$1 method=$2 seed=$3; shift 3
   local waits=("$@") makers=("${pids[@]}")
@@ -28,10 +30,11 @@ job() {
         sleep 2
       done
     done
-    exec setsid "$py" "$here/paper_table.py" --out "$out" --models "$model" \
+    exec "$py" "$here/paper_table.py" --out "$out" --models "$model" \
       --methods "$method" --only-seeds "$seed" "${args[@]}"
   ) >"$out/logs/$model.$method.seed$seed.log" 2>&1 &
   pids+=($!)
+  logs+=("$out/logs/$model.$method.seed$seed.log")
 }
 
 args=("$@")
@@ -47,6 +50,11 @@ for model in $models; do
   done
 done
 trap 'for pid in "${pids[@]}"; do kill -- -"$pid" 2>/dev/null || kill "$pid" 2>/dev/null; done; exit 143' TERM INT
-status=0
-for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+status=0  # the exit code of the first job that failed (2: bad input, as paper_table.py says)
+for i in "${!pids[@]}"; do
+  wait "${pids[$i]}" && continue
+  rc=$?
+  [ "$status" = 0 ] && status=$rc
+  echo "failed: ${logs[$i]}: $(tail -n 1 "${logs[$i]}")" >&2
+done
 exit $status

@@ -6,6 +6,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -55,3 +57,16 @@ def test_paper_table_job_records_do_not_collide():
     b = pt.parse_args(["--models", "vgg_small_cifar", "--methods", "two-step", "--only-seeds", "2"])
     assert pt.job_path(a) != pt.job_path(b)
     assert pt.job_path(a).name == "vgg_small_cifar.two-step.seed1.json"
+
+
+def test_paper_table_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    pt = _load("paper_table")
+    out = ["--out", str(tmp_path / "runs"), "--docs", str(tmp_path / "docs")]
+    assert pt.cli(["--models", "nope", "--data-dir", str(tmp_path), *out]) == 2
+    assert "unknown model 'nope'" in capsys.readouterr().err
+    assert pt.cli(["--models", "resnet20_cifar", "--data-dir", str(tmp_path / "none"), *out]) == 2
+    assert "no cifar10 data" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        pt.cli(["--schedule", "{lr: 1", *out])
+    assert stop.value.code == 2 and "--schedule is not JSON" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()  # nothing was written
