@@ -1,6 +1,7 @@
 """Building blocks shared by every family.
 
 - :class:`Stem`: the real-valued first convolution (+ BN, activation, optional max-pool).
+- :class:`StemAdapter`: the DWR authors' cheap widening of the stem's channels (``Convalg``).
 - :class:`BinaryUnit`: ``act(BN(binconv3x3(shift(x))) + shortcut(x))`` -- one binary conv with
   its own shortcut (IR-Net/Bi-Real/ReActNet); with ``residual=False`` it is VGG's conv unit.
 - :class:`Shortcut`: identity, real 1x1 conv + BN, avg-pool + 1x1 conv + BN, or parameter-free
@@ -19,9 +20,12 @@ from dwr.binary import BinaryConv2d
 
 
 class Stem(nn.Module):
-    """Real-valued first conv: 3x3 stride 1 (CIFAR) or 7x7 stride 2 + 3x3 max-pool (ImageNet)."""
+    """Real-valued first conv: 3x3 stride 1 (CIFAR) or 7x7 stride 2 + 3x3 max-pool (ImageNet),
+    then, with ``adapter_width``, a :class:`StemAdapter` to that many channels."""
 
-    def __init__(self, kind: str, in_channels: int, width: int, method: Method) -> None:
+    def __init__(
+        self, kind: str, in_channels: int, width: int, method: Method, adapter_width: int = 0
+    ) -> None:
         super().__init__()
         if kind == "imagenet":
             self.conv = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
@@ -32,9 +36,30 @@ class Stem(nn.Module):
         self.bn = nn.BatchNorm2d(width)
         self.act = activation(method, width)
         self.pool = pool
+        self.adapter = StemAdapter(width, adapter_width) if adapter_width else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.act(self.bn(self.conv(x))))
+        return self.adapter(self.pool(self.act(self.bn(self.conv(x)))))
+
+
+class StemAdapter(nn.Module):
+    """``PReLU(cat(BN(dwconv1x1(x)), x)[:, :width])``: ``C`` channels to ``width <= 2C``.
+
+    The DWR authors' ``Convalg`` (ImageNet DWR code): a per-channel scale and shift (a
+    depthwise 1x1 conv and BN) of the stem's output, concatenated with that output itself and
+    sliced to stage 0's width, so stage 0 starts with a width-to-width binary conv.
+    """
+
+    def __init__(self, in_channels: int, width: int) -> None:
+        super().__init__()
+        self.width = width
+        self.conv = nn.Conv2d(in_channels, in_channels, 1, groups=in_channels, bias=False)
+        self.bn = nn.BatchNorm2d(in_channels)
+        self.act = nn.PReLU(width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.cat([self.bn(self.conv(x)), x], dim=1)[:, : self.width]
+        return self.act(out)
 
 
 class ZeroPadShortcut(nn.Module):

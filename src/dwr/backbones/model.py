@@ -21,9 +21,10 @@ class Backbone(nn.Module):
         super().__init__()
         self.spec = spec
         method = METHOD_TABLE[spec.method]
-        self.stem = Stem(spec.stem, spec.in_channels, spec.stem_width, method)
+        adapter = spec.widths[0] if spec.stem_adapter else 0
+        self.stem = Stem(spec.stem, spec.in_channels, spec.stem_width, method, adapter)
+        in_ch = adapter or spec.stem_width
         stages: list[nn.Module] = []
-        in_ch = spec.stem_width
         for depth, width, stride in zip(spec.depths, spec.widths, spec.strides, strict=True):
             units: list[nn.Module] = []
             for b in range(depth):

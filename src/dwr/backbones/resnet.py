@@ -2,7 +2,8 @@
 
 CIFAR depths count basic blocks of two binary 3x3 units; Bi-Real/ReActNet depths count single
 binary units (each with its own shortcut), as in those papers' code. The ``*_dwr`` depths and
-widths are those of the DWR authors' released code.
+widths are those of the DWR authors' released code; the ImageNet ones also have its stem
+adapter (``stem_adapter``: the stem's 64 channels widened cheaply to stage 0's width).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def _cifar(name: str, depths, widths, shortcut: str = "conv", stem_width: int | 
     )
 
 
-def _imagenet(name: str, depths, widths, method: str) -> BackboneSpec:
+def _imagenet(name: str, depths, widths, method: str, adapter: bool = False) -> BackboneSpec:
     return BackboneSpec(
         family="resnet",
         depths=depths,
@@ -38,6 +39,7 @@ def _imagenet(name: str, depths, widths, method: str) -> BackboneSpec:
         block_convs=1,
         method=method,
         num_classes=1000,
+        stem_adapter=adapter,
         name=name,
     )
 
@@ -69,7 +71,7 @@ def birealnet18() -> BackboneSpec:
 
 @register_model
 def birealnet18_dwr() -> BackboneSpec:
-    return _imagenet("birealnet18_dwr", (2, 2, 2, 2), (96, 168, 378, 866), "bireal")
+    return _imagenet("birealnet18_dwr", (2, 2, 2, 2), (96, 168, 378, 866), "bireal", adapter=True)
 
 
 @register_model
@@ -84,4 +86,4 @@ def reactnet18() -> BackboneSpec:
 
 @register_model
 def reactnet18_dwr() -> BackboneSpec:
-    return _imagenet("reactnet18_dwr", (2, 2, 2, 2), (116, 188, 408, 910), "reactnet")
+    return _imagenet("reactnet18_dwr", (2, 2, 2, 2), (116, 188, 408, 910), "reactnet", adapter=True)

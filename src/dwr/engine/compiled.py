@@ -30,7 +30,16 @@ import torch
 
 from dwr.backbones.spec import BackboneSpec
 from dwr.engine import _kernels
-from dwr.engine.ops import OP_TYPES, BinaryConv, FloatConv, Head, MaxPool2, Op, State
+from dwr.engine.ops import (
+    OP_TYPES,
+    BinaryConv,
+    ChannelAdapter,
+    FloatConv,
+    Head,
+    MaxPool2,
+    Op,
+    State,
+)
 from dwr.engine.pack import lanes_from_rows, words
 from dwr.errors import DwrError
 
@@ -78,6 +87,10 @@ class CompiledModel:
                 if bits and (op.shift is not None or op.shortcut != "none"):
                     raise DwrError(f"{op.name}: needs float input but gets sign bits")
                 channels, bits = op.out_channels, op.out == "bits"
+            elif isinstance(op, ChannelAdapter):
+                if op is not ops[1] or op.in_channels != channels:
+                    raise DwrError(f"{op.name}: the stem adapter must follow the stem")
+                channels = op.out_channels
             elif isinstance(op, MaxPool2):
                 if op.on_bits != bits:
                     raise DwrError(f"{op.name}: pool and its input disagree on bits vs floats")
@@ -343,6 +356,15 @@ def _rebuild(cls: type[Op], name: str, meta: dict, arrays: dict[str, np.ndarray]
             out=out,
             thr=need("thr") if out == "bits" else None,
             flip=need("flip") if out == "bits" else None,
+        )
+    if cls is ChannelAdapter:
+        return ChannelAdapter(
+            name,
+            in_channels=num("in_channels", 1, 1 << 16),
+            src=need("src"),
+            scale=need("scale"),
+            shift=need("shift"),
+            slope=need("slope"),
         )
     if cls is MaxPool2:
         on_bits = meta.get("on_bits")

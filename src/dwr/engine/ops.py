@@ -14,6 +14,8 @@ State between ops is either float activations ``x`` ([N, H, W, C] float32) or si
   for negative scale).
 - :class:`MaxPool2`: 2x2 max-pool, on floats or on bits (the AND of the negative-bits).
 - :class:`Head`: global average pool and the linear classifier.
+- :class:`ChannelAdapter`: the DWR authors' stem adapter (per-channel scale and shift of a
+  gathered input channel, then PReLU), between the stem and stage 0 of ``stem_adapter`` specs.
 
 Every op serialises to ``(meta, arrays)`` and validates both when rebuilt from a file.
 """
@@ -247,6 +249,14 @@ class BinaryConv(Op):
             self.sc_b = _vec(self.sc_b, o, f"{where} shortcut bias")
             self._sc = _float_conv_layout(self.sc_w, self.sc_b)
         _check(self.sc_stride >= 1, f"{where}: bad shortcut stride")
+        if self.shortcut != "none":
+            # Every shortcut maps H to ceil(H / sc_stride); the conv gives
+            # floor((H + 2 pad - k) / stride) + 1, equal for every H iff these hold.
+            _check(
+                self.sc_stride == self.stride and 2 * self.pad + 1 == k,
+                f"{where}: the {self.shortcut} shortcut (stride {self.sc_stride}) does not "
+                f"match the conv's output (k {k}, stride {self.stride}, padding {self.pad})",
+            )
         self.rprelu = _act_arrays(self.act, self.rprelu, o, where)
         self._pack_next = False  # see feeds()
         self._next_shift: np.ndarray | None = None
@@ -423,4 +433,50 @@ class Head(Op):
         return State(x=out)
 
 
-OP_TYPES: dict[str, type[Op]] = {cls.kind: cls for cls in (FloatConv, BinaryConv, MaxPool2, Head)}
+@dataclass
+class ChannelAdapter(Op):
+    """The DWR authors' stem adapter on floats: ``prelu(scale * x[..., src] + shift)``.
+
+    ``PReLU(cat(BN(dwconv1x1(x)), x)[:, :O])`` with the depthwise conv and BN folded: output
+    channel ``o < C`` reads input ``o`` with that scale and shift, ``o >= C`` is the copy of
+    input ``o - C`` (scale 1, shift 0). A per-channel gather, multiply-add and PReLU in NumPy.
+    """
+
+    kind: ClassVar[str] = "channel_adapter"
+    in_channels: int = 0
+    src: np.ndarray = field(default=None)  # [O] int32, the input channel each output reads
+    scale: np.ndarray = field(default=None)  # [O]
+    shift: np.ndarray = field(default=None)  # [O]
+    slope: np.ndarray = field(default=None)  # [O] PReLU slope for negative values
+
+    def __post_init__(self) -> None:
+        self.src = np.ascontiguousarray(np.asarray(self.src, dtype=np.int32))
+        o = self.src.shape[0] if self.src.ndim == 1 else 0
+        _check(self.in_channels >= 1 and o >= 1, f"{self.name}: bad channels")
+        _check(
+            bool(((self.src >= 0) & (self.src < self.in_channels)).all()),
+            f"{self.name}: source channels out of range",
+        )
+        self.scale = _vec(self.scale, o, f"{self.name} scale")
+        self.shift = _vec(self.shift, o, f"{self.name} shift")
+        self.slope = _vec(self.slope, o, f"{self.name} slope")
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.src.shape[0])
+
+    def meta(self) -> dict[str, Any]:
+        return {"in_channels": self.in_channels}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"src": self.src, "scale": self.scale, "shift": self.shift, "slope": self.slope}
+
+    def run(self, st: State) -> State:
+        y = st.x[..., self.src] * self.scale + self.shift
+        y = np.where(y >= 0, y, y * self.slope)
+        return State(x=np.ascontiguousarray(y, dtype=np.float32))
+
+
+OP_TYPES: dict[str, type[Op]] = {
+    cls.kind: cls for cls in (FloatConv, BinaryConv, MaxPool2, Head, ChannelAdapter)
+}

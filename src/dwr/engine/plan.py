@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from dwr.backbones.blocks import BinaryUnit, Head, Stem, ZeroPadShortcut
+from dwr.backbones.blocks import BinaryUnit, Head, Stem, StemAdapter, ZeroPadShortcut
 from dwr.backbones.model import Backbone
 from dwr.binary import BinaryConv2d, RPReLU, RSign
 from dwr.binary.binarizers import binarizer_name
-from dwr.engine.ops import BinaryConv, FloatConv, MaxPool2, Op
+from dwr.engine.ops import BinaryConv, ChannelAdapter, FloatConv, MaxPool2, Op
 from dwr.engine.ops import Head as HeadOp
 from dwr.engine.pack import pack_weight
 from dwr.errors import DwrError
@@ -113,6 +113,44 @@ def _stem_op(stem: nn.Module) -> FloatConv:
     else:
         raise _unsupported(pool, "stem.pool", "only MaxPool2d(3, 2, 1) or MaxPool2d(2)")
     return FloatConv("stem", w=w, b=b, stride=s, pad=p, act=act, rprelu=rprelu, pool=kind)
+
+
+def _adapter_op(adapter: nn.Module) -> ChannelAdapter | None:
+    """The stem adapter (``stem_adapter`` specs) folded: depthwise 1x1 conv and BN become one
+    per-channel scale and shift of the first ``C`` outputs, the rest copy inputs ``o - C``."""
+    if type(adapter) is nn.Identity:
+        return None
+    if type(adapter) is not StemAdapter:
+        raise _unsupported(adapter, "stem.adapter", "expected dwr StemAdapter")
+    conv = adapter.conv
+    c = conv.in_channels
+    if (
+        type(conv) is not nn.Conv2d
+        or conv.kernel_size != (1, 1)
+        or conv.stride != (1, 1)
+        or conv.padding != (0, 0)
+        or conv.groups != c
+        or conv.out_channels != c
+    ):
+        raise _unsupported(conv, "stem.adapter.conv", "expected a depthwise 1x1 Conv2d")
+    if type(adapter.act) is not nn.PReLU:
+        raise _unsupported(adapter.act, "stem.adapter.act", "expected PReLU")
+    a, b = _bn(adapter.bn, "stem.adapter.bn")
+    dw = _np(conv.weight).reshape(-1) * a
+    if conv.bias is not None:
+        b = b + a * _np(conv.bias)
+    o = adapter.width
+    src = np.concatenate([np.arange(c), np.arange(c)])[:o]
+    scale = np.concatenate([dw, np.ones(c)])[:o]
+    shift = np.concatenate([b, np.zeros(c)])[:o]
+    slope = _np(adapter.act.weight).reshape(-1)
+    if slope.size == 1:
+        slope = np.full(o, slope[0])
+    if slope.size != o:
+        raise _unsupported(adapter.act, "stem.adapter.act", f"PReLU of {slope.size} channels")
+    return ChannelAdapter(
+        "stem.adapter", in_channels=c, src=src, scale=scale, shift=shift, slope=slope
+    )
 
 
 def _is_pool(m: nn.Module, k: int, s: int, p: int) -> bool:
@@ -281,6 +319,9 @@ def build_plan(model: nn.Module, fold_signs: bool = True) -> list[Op]:
             f"the engine compiles dwr backbones (dwr.create_model); got {type(model).__name__}"
         )
     ops: list[Op] = [_stem_op(model.stem)]
+    adapter = _adapter_op(getattr(model.stem, "adapter", nn.Identity()))
+    if adapter is not None:
+        ops.append(adapter)
     for i, stage in enumerate(model.stages):
         where = f"stages.{i}"
         if type(stage) is not nn.Sequential:
