@@ -1,0 +1,507 @@
+"""Predicted engine latency of a spec (ms, batch 1) from a calibration table (``dwr profile``).
+
+The table (JSON, in ``$XDG_CACHE_HOME/dwr/latency`` or ``~/.cache/dwr/latency``) holds the
+engine's times of its op kinds over a grid of shapes, keyed by CPU model, thread count and
+engine version; a table whose key differs from this machine's is refused (recalibrate with
+``dwr profile``). This module never imports the engine: it lists the ops the engine would run
+for a spec (:func:`outline`, the same rules as the engine's plan) and prices each one.
+
+What the time follows (the engine's kernels, ``docs/engine.md``):
+- a binary conv is a popcount GEMM in tiles of 3 pixels x 8 output channels over
+  ``k*k*ceil(C/64)`` packed words, so its *work* is ``ceil(P/3) * ceil(O/8) * k*k*words``;
+- a float conv (stem, 1x1 shortcut) tiles 6 pixels x 16 outputs: ``ceil(P/6) * ceil(O/16) *
+  k*k*C``; the head is ``C * classes + P * C``.
+The table's throughput ``work / time`` is interpolated multilinearly in log space between grid
+points (axes: input words or channels, output channels, pixels) and the query's exact work is
+divided by it, so widths that waste part of a word or a tile cost what they waste. Epilogue
+options, packing, pools and the zero-pad shortcut are per-element costs on top.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import importlib.util
+import itertools
+import json
+import math
+import os
+import platform
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from dwr.backbones.spec import BackboneSpec
+from dwr.errors import DwrError
+
+TABLE_FORMAT = 1
+
+
+# -- where a table lives and what it is keyed by ------------------------------------------------
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/dwr`` (else ``~/.cache/dwr``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "dwr"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _kernel_binary() -> Path | None:
+    spec = importlib.util.find_spec("dwr.engine")  # imports dwr only, not the engine
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        hits = sorted(Path(folder).glob("_kernels*"))
+        if hits:
+            return hits[0]
+    return None
+
+
+@lru_cache(maxsize=1)
+def engine_version() -> str:
+    """``dwr`` version + a digest of the compiled kernels (a rebuild is a new engine)."""
+    from dwr import __version__
+
+    binary = _kernel_binary()
+    digest = hashlib.sha256(binary.read_bytes()).hexdigest()[:12] if binary else "none"
+    return f"{__version__}+{digest}"
+
+
+def runtime_key(threads: int) -> dict[str, Any]:
+    """What a table must match to be used here."""
+    return {"cpu": cpu_model(), "threads": int(threads), "engine": engine_version()}
+
+
+def table_path(threads: int = 1) -> Path:
+    """This machine's table for ``threads`` threads."""
+    slug = re.sub(r"[^a-z0-9]+", "-", cpu_model().lower()).strip("-") or "cpu"
+    return cache_dir() / "latency" / f"{slug}-{int(threads)}t.json"
+
+
+def save_table(table: dict[str, Any], path: str | Path | None = None) -> Path:
+    """Write ``table`` (atomically: a temporary file, then a rename) and return its path."""
+    threads = table["key"]["threads"]
+    path = Path(path) if path else table_path(threads)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(table, indent=1))
+    os.replace(tmp, path)
+    _read.cache_clear()
+    return path
+
+
+def _mismatch(key: dict[str, Any], threads: int) -> str:
+    want = runtime_key(threads)
+    names = {"cpu": "CPU", "threads": "thread count", "engine": "engine version"}
+    return "; ".join(
+        f"{names[k]} {key.get(k)!r} (here {want[k]!r})" for k in names if key.get(k) != want[k]
+    )
+
+
+@lru_cache(maxsize=8)
+def _read(path: str, mtime_ns: int) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise DwrError(f"cannot read latency table {path}: {exc}; rerun `dwr profile`") from None
+    if not isinstance(data, dict) or data.get("format") != TABLE_FORMAT or "key" not in data:
+        raise DwrError(f"{path} is not a dwr latency table (format {TABLE_FORMAT})")
+    return data
+
+
+def load_table(threads: int = 1, path: str | Path | None = None) -> LatencyTable:
+    """The calibration table for ``threads`` threads on this machine (or the one at ``path``).
+
+    Refuses (:class:`DwrError`) a missing table, and one measured on another CPU, thread count
+    or engine version: its times would be wrong here; ``dwr profile`` recalibrates."""
+    where = Path(path) if path else table_path(threads)
+    rerun = f"run `dwr profile --threads {threads}`"
+    if not where.is_file():
+        raise DwrError(
+            f"no latency calibration table for {threads} thread(s) on this CPU ({where}); "
+            f"{rerun} first (a few minutes)"
+        )
+    data = _read(str(where), where.stat().st_mtime_ns)
+    diff = _mismatch(data["key"], threads)
+    if diff:
+        raise DwrError(f"refusing latency table {where}: it was measured with {diff}; {rerun}")
+    return LatencyTable(data)
+
+
+# -- interpolation -------------------------------------------------------------------------------
+def _dist(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    return sum((x - y) ** 2 for x, y in zip(a, b, strict=True))
+
+
+class _LogGrid:
+    """``log(value)`` on the product of each axis' measured values (log coordinates).
+
+    A cell the profile skipped (work above its cap) takes the nearest measured cell along the
+    last (pixel) axis, where the rate is steady at that size; failing that, the nearest one."""
+
+    def __init__(self, points: list[tuple[tuple[float, ...], float]]) -> None:
+        dims = len(points[0][0])
+        self.axes = [sorted({math.log(p[0][d]) for p in points}) for d in range(dims)]
+        known = {tuple(math.log(c) for c in coords): math.log(v) for coords, v in points}
+        self.cells: dict[tuple[float, ...], float] = {}
+        for cell in itertools.product(*self.axes):
+            if cell in known:
+                self.cells[cell] = known[cell]
+                continue
+            line = [k for k in known if k[:-1] == cell[:-1]] or list(known)
+            self.cells[cell] = known[min(line, key=lambda k, c=cell: _dist(k, c))]
+
+    def __call__(self, *coords: float) -> float:
+        corners = []
+        for axis, x in zip(self.axes, coords, strict=True):
+            lx = min(max(math.log(x), axis[0]), axis[-1])  # beyond the grid: its edge rate
+            i = min(max(bisect.bisect_right(axis, lx) - 1, 0), max(len(axis) - 2, 0))
+            if len(axis) == 1:
+                corners.append(((axis[0], 1.0),))
+                continue
+            t = (lx - axis[i]) / (axis[i + 1] - axis[i])
+            corners.append(((axis[i], 1 - t), (axis[i + 1], t)))
+        total = 0.0
+        for combo in itertools.product(*corners):
+            w = math.prod(c[1] for c in combo)
+            if w:
+                total += w * self.cells[tuple(c[0] for c in combo)]
+        return math.exp(total)
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def binary_work(k: int, words: int, out: int, pixels: int) -> float:
+    """Popcount tiles (3 pixels x 8 outputs) times packed words per tile."""
+    return _ceil_div(pixels, 3) * _ceil_div(out, 8) * k * k * words
+
+
+def float_work(k: int, cin: int, out: int, pixels: int) -> float:
+    """Float conv tiles (6 pixels x 16 outputs) times MACs per tile output."""
+    return _ceil_div(pixels, 6) * _ceil_div(out, 16) * k * k * cin
+
+
+def head_work(cin: int, classes: int, pixels: int) -> float:
+    return cin * classes + pixels * cin
+
+
+class LatencyTable:
+    """A loaded calibration table: op times from shapes."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.key = data["key"]
+        self.per_element_ns: dict[str, float] = dict(data["per_element_ns"])
+        self.call_ms = float(data.get("call_ms", 0.0))
+        self._binary = self._groups(
+            data["binary_conv"],
+            lambda r: (r["k"], r["stride"]),
+            lambda r: (r["words"], r["out"], r["oh"] ** 2),
+            lambda r: binary_work(r["k"], r["words"], r["out"], r["oh"] ** 2),
+        )
+        self._float = self._groups(
+            data["float_conv"],
+            lambda r: (r["k"], r["stride"]),
+            lambda r: (r["cin"], r["out"], r["oh"] ** 2),
+            lambda r: float_work(r["k"], r["cin"], r["out"], r["oh"] ** 2),
+        )
+        self._head = self._groups(
+            data["head"],
+            lambda r: (),
+            lambda r: (r["cin"], r["classes"], r["h"] ** 2),
+            lambda r: head_work(r["cin"], r["classes"], r["h"] ** 2),
+        )
+
+    @staticmethod
+    def _groups(rows, group, coords, work) -> dict[tuple, _LogGrid]:
+        by: dict[tuple, list] = {}
+        for r in rows:
+            by.setdefault(group(r), []).append((coords(r), work(r) / max(r["ms"], 1e-6)))
+        return {g: _LogGrid(points) for g, points in by.items()}
+
+    @staticmethod
+    def _pick(grids: dict[tuple, _LogGrid], k: int, stride: int) -> tuple[_LogGrid, int]:
+        """The grid of ``(k, stride)``; else the same kernel, else the nearest kernel (its
+        rate, this kernel's work)."""
+        if (k, stride) in grids:
+            return grids[(k, stride)], k
+        same = [g for g in grids if g[0] == k] or sorted(grids, key=lambda g: abs(g[0] - k))
+        if not same:
+            raise DwrError("the latency table has no convolution timings; rerun `dwr profile`")
+        return grids[same[0]], k
+
+    def binary_ms(self, k: int, stride: int, cin: int, out: int, pixels: int) -> float:
+        grid, k = self._pick(self._binary, k, stride)
+        words = _ceil_div(cin, 64)
+        return binary_work(k, words, out, pixels) / grid(words, out, pixels)
+
+    def float_ms(self, k: int, stride: int, cin: int, out: int, pixels: int) -> float:
+        grid, k = self._pick(self._float, k, stride)
+        return float_work(k, cin, out, pixels) / grid(cin, out, pixels)
+
+    def head_ms(self, cin: int, classes: int, pixels: int) -> float:
+        return head_work(cin, classes, pixels) / self._head[()](cin, classes, pixels)
+
+    def per_element_ms(self, name: str, elements: int) -> float:
+        return self.per_element_ns.get(name, 0.0) * elements * 1e-6
+
+
+# -- the engine's ops for a spec -------------------------------------------------------------------
+@dataclass
+class EngineOp:
+    """One op the engine runs, with what its time depends on."""
+
+    name: str
+    kind: str  # "stem" | "binary_conv" | "maxpool2" | "head"
+    cin: int
+    out: int
+    in_hw: tuple[int, int]
+    out_hw: tuple[int, int]
+    k: int = 3
+    stride: int = 1
+    opts: dict[str, Any] = field(default_factory=dict)
+
+
+def _act_name(module) -> str:
+    from torch import nn
+
+    from dwr.binary import RPReLU
+
+    if isinstance(module, nn.Hardtanh):
+        return "hardtanh"
+    if isinstance(module, RPReLU):
+        return "rprelu"
+    return "none"
+
+
+def _shortcut(sc) -> tuple[str, int]:
+    from torch import nn
+
+    from dwr.backbones.blocks import ZeroPadShortcut
+
+    if sc is None:
+        return "none", 1
+    if isinstance(sc, nn.Identity):
+        return "identity", 1
+    if isinstance(sc, ZeroPadShortcut):
+        return "zero_pad", sc.stride
+    layers = list(sc)
+    if isinstance(layers[0], nn.AvgPool2d):
+        ks = layers[0].kernel_size
+        return "avgpool_conv", ks if isinstance(ks, int) else ks[0]
+    s = layers[0].stride
+    return "conv", s if isinstance(s, int) else s[0]
+
+
+def _conv_out(hw: tuple[int, int], k: int, s: int, p: int) -> tuple[int, int]:
+    return tuple((v + 2 * p - k) // s + 1 for v in hw)  # type: ignore[return-value]
+
+
+def outline(spec: BackboneSpec, input_size: tuple[int, int, int] | None = None) -> list[EngineOp]:
+    """The engine's op list for ``spec`` (stem, binary units, 2x2 pools, head), with the plan's
+    rules: a unit whose consumer only needs a sign emits bits (VGG), and a unit followed by a
+    unit packs that unit's input in its epilogue."""
+    import torch
+    from torch import nn
+
+    from dwr.backbones.blocks import BinaryUnit
+    from dwr.backbones.model import build
+
+    c, h, w = input_size or spec.input_size
+    spec.output_size(h, w)  # a clear error when the input is too small
+    with torch.device("meta"):
+        model = build(spec)
+    conv = model.stem.conv
+    k, s, p = conv.kernel_size[0], conv.stride[0], conv.padding[0]
+    hw = _conv_out((h, w), k, s, p)
+    pool = model.stem.pool
+    if isinstance(pool, nn.MaxPool2d):
+        pool_kind = "maxpool3" if pool.kernel_size in (3, (3, 3)) else "maxpool2"
+    else:
+        pool_kind = "none"
+    stem_hw = hw
+    if pool_kind == "maxpool3":
+        hw = tuple((v - 1) // 2 + 1 for v in hw)
+    elif pool_kind == "maxpool2":
+        hw = tuple(v // 2 for v in hw)
+    ops = [
+        EngineOp("stem", "stem", c, conv.out_channels, (h, w), hw, k, s,
+                 {"pad": p, "pool": pool_kind, "conv_hw": stem_hw})
+    ]  # fmt: skip
+    adapter = getattr(model.stem, "adapter", None)
+    if adapter is not None and not isinstance(adapter, nn.Identity):  # the DWR stem adapter
+        width = adapter.width
+        ops.append(EngineOp("stem.adapter", "channel_adapter", ops[0].out, width, hw, hw, 1, 1))
+    for i, stage in enumerate(model.stages):
+        for j, m in enumerate(stage):
+            name = f"stages.{i}.{j}"
+            if isinstance(m, BinaryUnit):
+                bc = m.conv
+                k, s, p = bc.kernel_size[0], bc.stride[0], bc.padding[0]
+                out_hw = _conv_out(hw, k, s, p)
+                sc, sc_stride = _shortcut(m.shortcut)
+                opts = {
+                    "shortcut": sc,
+                    "sc_stride": sc_stride,
+                    "act": _act_name(m.act),
+                    "shift": not isinstance(m.shift, nn.Identity),
+                    "out": "float",
+                }
+                ops.append(
+                    EngineOp(name, "binary_conv", bc.in_channels, bc.out_channels, hw, out_hw,
+                             k, s, opts)
+                )  # fmt: skip
+                hw = out_hw
+            elif isinstance(m, nn.MaxPool2d):
+                chans = ops[-1].out
+                out_hw = tuple(v // 2 for v in hw)
+                ops.append(EngineOp(name, "maxpool2", chans, chans, hw, out_hw, 2, 2, {}))
+                hw = out_hw
+            else:
+                raise DwrError(f"the latency model does not know {type(m).__name__} at {name}")
+    chans = ops[-1].out
+    ops.append(EngineOp("head", "head", chans, spec.num_classes, hw, (1, 1), 1, 1, {}))
+    _plan_flags(ops)
+    return ops
+
+
+def _plan_flags(ops: list[EngineOp]) -> None:
+    """Bit outputs (engine ``_fold_signs``), epilogue packing (``feeds``) and packed inputs."""
+    for i, op in enumerate(ops):
+        if op.kind != "binary_conv" or op.opts["shortcut"] != "none":
+            continue
+        if op.opts["act"] not in ("none", "hardtanh"):
+            continue
+        j = i + 1 + (ops[i + 1].kind == "maxpool2")
+        nxt = ops[j] if j < len(ops) else None
+        if nxt is not None and nxt.kind == "binary_conv" and not nxt.opts["shift"]:
+            op.opts["out"] = "bits"
+            if j == i + 2:
+                ops[i + 1].opts["on_bits"] = True
+    packed = False
+    for op, nxt in zip(ops, ops[1:] + [None], strict=True):
+        if op.kind == "binary_conv":
+            op.opts["packed_input"] = packed
+            feeds = op.opts["out"] == "float" and nxt is not None and nxt.kind == "binary_conv"
+            op.opts["pack_next"] = "shift" if feeds and nxt.opts["shift"] else bool(feeds)
+            packed = op.opts["out"] == "bits" or feeds
+        elif op.kind != "maxpool2":
+            packed = False
+
+
+# -- prices ---------------------------------------------------------------------------------------
+def _pixels(hw: tuple[int, int]) -> int:
+    return hw[0] * hw[1]
+
+
+def op_ms(op: EngineOp, table: LatencyTable) -> float:
+    """Predicted time of one engine op (ms)."""
+    el = table.per_element_ms
+    if op.kind == "stem":
+        conv_hw = op.opts["conv_hw"]
+        t = table.float_ms(op.k, op.stride, op.cin, op.out, _pixels(conv_hw))
+        if op.opts["pool"] != "none":
+            t += el(op.opts["pool"], _pixels(conv_hw) * op.out)
+        return t
+    if op.kind == "maxpool2":
+        return el(
+            "maxpool2_bits" if op.opts.get("on_bits") else "maxpool2", _pixels(op.in_hw) * op.cin
+        )
+    if op.kind == "head":
+        return table.head_ms(op.cin, op.out, _pixels(op.in_hw))
+    if op.kind == "channel_adapter":
+        return el("channel_adapter", _pixels(op.out_hw) * op.out)
+    o = op.opts
+    p_in, p_out = _pixels(op.in_hw), _pixels(op.out_hw)
+    out_el = p_out * op.out
+    t = table.binary_ms(op.k, op.stride, op.cin, op.out, p_out)
+    if not o["packed_input"]:
+        t += el("pack_input_shift" if o["shift"] else "pack_input", p_in * op.cin)
+    if o["out"] == "bits":
+        t += el("bits_out", out_el)
+    if o["act"] != "none":
+        t += el(o["act"], out_el)
+    if o["pack_next"]:
+        t += el("pack_next_shift" if o["pack_next"] == "shift" else "pack_next", out_el)
+    sc = o["shortcut"]
+    if sc in ("identity", "conv", "avgpool_conv"):
+        t += el("residual", out_el)
+    if sc == "zero_pad":
+        t += el("zero_pad", out_el)
+    elif sc == "conv":
+        t += table.float_ms(1, o["sc_stride"], op.cin, op.out, p_out)
+    elif sc == "avgpool_conv":
+        if o["sc_stride"] > 1:
+            t += el("avgpool", p_in * op.cin)
+        t += table.float_ms(1, 1, op.cin, op.out, p_out)
+    return max(t, 1e-4)
+
+
+@dataclass
+class LatencyReport:
+    """Per-op predicted times (ms) and their total, batch 1."""
+
+    threads: int
+    ops: list[tuple[EngineOp, float]]
+    call_ms: float
+
+    @property
+    def total_ms(self) -> float:
+        return self.call_ms + sum(ms for _, ms in self.ops)
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": op.name,
+                "kind": op.kind,
+                "in": [op.cin, *op.in_hw],
+                "out": [op.out, *op.out_hw],
+                "ms": ms,
+            }
+            for op, ms in self.ops
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "threads": self.threads,
+            "total_ms": self.total_ms,
+            "call_ms": self.call_ms,
+            "layers": self.rows(),
+        }
+
+
+def predict(
+    spec: BackboneSpec,
+    table: LatencyTable | None = None,
+    input_size: tuple[int, int, int] | None = None,
+    threads: int = 1,
+) -> LatencyReport:
+    """Predicted engine latency of ``spec`` per op (batch 1); loads this machine's table for
+    ``threads`` when none is given."""
+    table = table or load_table(threads)
+    ops = outline(spec, input_size)
+    return LatencyReport(
+        int(table.key["threads"]), [(op, op_ms(op, table)) for op in ops], table.call_ms
+    )
+
+
+def predict_ms(
+    spec: BackboneSpec,
+    input_size: tuple[int, int, int] | None = None,
+    threads: int = 1,
+    table: LatencyTable | None = None,
+) -> float:
+    """Predicted end-to-end engine time of ``spec`` in ms (batch 1)."""
+    return predict(spec, table, input_size, threads).total_ms

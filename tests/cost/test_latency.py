@@ -1,0 +1,190 @@
+"""The latency model: table keys, interpolation, the engine's op outline, ``summary --latency``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dwr.backbones import get_spec, list_models
+from dwr.cli.main import main
+from dwr.cost import latency
+from dwr.cost.latency import binary_work, float_work, head_work
+from dwr.errors import DwrError
+
+BIN_RATE = 2e5  # work units per ms in the synthetic table
+
+
+def _bin_rate(words: int, out: int, pixels: int) -> float:
+    """A rate that varies with every axis, log-linearly (so interpolation is exact)."""
+    return BIN_RATE * words**0.3 * out**0.2 / pixels**0.1
+
+
+def synthetic_table(threads: int = 1, **key) -> dict:
+    """A calibration table computed from formulas instead of timings."""
+    binary, floats, heads = [], [], []
+    for k, s in ((3, 1), (3, 2), (1, 1)):
+        for w in (1, 2, 4, 8):
+            for o in (16, 64, 256):
+                for side in (2, 8, 32):
+                    ms = binary_work(k, w, o, side * side) / _bin_rate(w, o, side * side)
+                    binary.append({"k": k, "stride": s, "words": w, "out": o, "oh": side, "ms": ms})
+    for k, s, c in ((1, 1, 16), (1, 1, 256), (1, 2, 16), (1, 2, 256), (7, 2, 3), (3, 1, 3)):
+        for o in (16, 256):
+            for side in (2, 32):
+                ms = float_work(k, c, o, side * side) / 1e4
+                floats.append({"k": k, "stride": s, "cin": c, "out": o, "oh": side, "ms": ms})
+    for c in (16, 512):
+        for n in (10, 1000):
+            for h in (1, 8):
+                heads.append({"cin": c, "classes": n, "h": h, "ms": head_work(c, n, h * h) / 1e5})
+    names = ("residual", "hardtanh", "rprelu", "pack_next", "pack_next_shift", "bits_out")
+    per = {n: 0.1 for n in names}
+    per.update(pack_input=0.2, pack_input_shift=0.3, zero_pad=1.0, maxpool3=0.4, maxpool2=0.3)
+    per.update(maxpool2_bits=0.05, avgpool=0.2, channel_adapter=2.0)
+    table = {
+        "format": 1,
+        "grid": "synthetic",
+        "binary_conv": binary,
+        "float_conv": floats,
+        "head": heads,
+        "per_element_ns": per,
+        "call_ms": 0.01,
+        "key": {**latency.runtime_key(threads), **key},
+    }
+    return table
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    return tmp_path
+
+
+def test_interpolation_is_exact_for_a_log_linear_rate():
+    table = latency.LatencyTable(synthetic_table())
+    for words, out, side in ((3, 100, 5), (1, 17, 7), (6, 200, 20)):
+        p = side * side
+        want = binary_work(3, words, out, p) / _bin_rate(words, out, p)
+        assert table.binary_ms(3, 1, 64 * words, out, p) == pytest.approx(want, rel=1e-9)
+
+
+def test_time_follows_packed_words_and_tiles():
+    table = latency.LatencyTable(synthetic_table())
+    t = {c: table.binary_ms(3, 1, c, 64, 64) for c in (1, 64, 65, 128)}
+    assert t[1] == pytest.approx(t[64])  # one word either way
+    assert t[65] == pytest.approx(t[128])  # a second word, however few channels it holds
+    assert t[65] > 1.5 * t[64]
+    o = {n: table.binary_ms(3, 1, 64, n, 64) for n in (57, 64, 65)}
+    assert o[57] == pytest.approx(o[64], rel=0.05) and o[65] > o[64]  # tiles of 8 outputs
+
+
+def test_outside_the_grid_the_edge_rate_holds():
+    table = latency.LatencyTable(synthetic_table())
+    small = table.binary_ms(3, 1, 64 * 8, 256, 32 * 32)
+    big = table.binary_ms(3, 1, 64 * 16, 256, 32 * 32)
+    assert big == pytest.approx(2 * small)
+
+
+def test_missing_grid_cells_take_the_nearest_measured_rate():
+    data = synthetic_table()
+    data["binary_conv"] = [
+        r
+        for r in data["binary_conv"]
+        if not (r["words"] == 8 and r["out"] == 256 and r["oh"] == 32)
+    ]
+    table = latency.LatencyTable(data)
+    p = 32 * 32
+    got = table.binary_ms(3, 1, 512, 256, p)
+    near = binary_work(3, 8, 256, p) / _bin_rate(8, 256, 8 * 8)  # the rate at side 8
+    assert got == pytest.approx(near, rel=1e-9)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_outline_matches_the_engine_plan(name):
+    """The model prices the ops the engine really runs (same rules as its plan)."""
+    import dwr.engine
+    from dwr.backbones import create_model
+    from dwr.engine.ops import BinaryConv, MaxPool2
+
+    spec = get_spec(name)
+    small = spec.replace(widths=tuple(max(8, w // 8) for w in spec.widths))
+    if small.extra.get("stem_adapter") or getattr(small, "stem_adapter", False):
+        small = small.replace(
+            widths=(min(small.widths[0], 2 * small.stem_width), *small.widths[1:])
+        )
+    engine = dwr.engine.convert(create_model(small).eval())
+    ops = latency.outline(small)
+    assert [op.name for op in ops] == [op.name for op in engine.ops]
+    for mine, theirs in zip(ops, engine.ops, strict=True):
+        if isinstance(theirs, BinaryConv):
+            assert (mine.cin, mine.out, mine.k, mine.stride) == (
+                theirs.in_channels,
+                theirs.out_channels,
+                theirs.k,
+                theirs.stride,
+            )
+            assert mine.opts["shortcut"] == theirs.shortcut
+            assert mine.opts["out"] == theirs.out
+            assert bool(mine.opts["pack_next"]) == theirs._pack_next
+            assert mine.opts["shift"] == (theirs.shift is not None)
+        if isinstance(theirs, MaxPool2):
+            assert bool(mine.opts.get("on_bits")) == theirs.on_bits
+
+
+def test_predict_sums_its_ops_and_grows_with_width():
+    table = latency.LatencyTable(synthetic_table())
+    spec = get_spec("resnet20_cifar")
+    report = latency.predict(spec, table)
+    assert report.total_ms == pytest.approx(0.01 + sum(ms for _, ms in report.ops))
+    wider = latency.predict_ms(spec.replace(widths=(32, 64, 128)), table=table)
+    assert wider > report.total_ms
+    rows = report.to_dict()["layers"]
+    assert rows[0]["name"] == "stem" and rows[-1]["name"] == "head"
+
+
+def test_missing_table_says_run_profile(cache):
+    with pytest.raises(DwrError, match=r"dwr profile --threads 1"):
+        latency.load_table(1)
+
+
+@pytest.mark.parametrize(
+    "field,value,needle",
+    [("cpu", "Some Other CPU", "CPU"), ("engine", "0.0.0+beef", "engine version")],
+)
+def test_table_from_elsewhere_is_refused(cache, field, value, needle):
+    path = latency.save_table(synthetic_table(**{field: value}))
+    with pytest.raises(DwrError, match=f"refusing latency table.*{needle}.*dwr profile"):
+        latency.load_table(1, path)
+
+
+def test_table_for_other_threads_is_refused(cache):
+    path = latency.save_table(synthetic_table(threads=2))
+    assert latency.load_table(2).key["threads"] == 2
+    with pytest.raises(DwrError, match="thread count 2"):
+        latency.load_table(1, path)
+
+
+def test_save_is_atomic_and_round_trips(cache):
+    path = latency.save_table(synthetic_table())
+    assert path.parent == cache / "dwr" / "latency"
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left
+    assert latency.load_table(1).key == json.loads(path.read_text())["key"]
+
+
+def test_summary_latency(cache, capsys):
+    latency.save_table(synthetic_table())
+    assert main(["summary", "resnet20_cifar", "--latency"]) == 0
+    out = capsys.readouterr().out
+    assert "predicted engine latency" in out and "stages.2.5" in out and "total" in out
+    assert main(["summary", "resnet20_cifar", "--latency", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["latency"]["total_ms"] > 0 and len(data["latency"]["layers"]) == 20
+
+
+def test_summary_latency_without_table_is_one_line(cache, capsys):
+    assert main(["summary", "resnet20_cifar", "--latency"]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "dwr profile" in err[0] and "Traceback" not in captured.err
+    assert captured.out == ""
