@@ -188,3 +188,54 @@ def test_summary_latency_without_table_is_one_line(cache, capsys):
     err = captured.err.strip().splitlines()
     assert len(err) == 1 and "dwr profile" in err[0] and "Traceback" not in captured.err
     assert captured.out == ""
+
+
+def test_latency_budget_metric(cache):
+    from dwr.reshape.budget import METRICS, metric_value, resolve_budget
+
+    assert "latency" in METRICS
+    spec = get_spec("resnet20_cifar")
+    with pytest.raises(DwrError, match="dwr profile"):
+        resolve_budget("original", "latency", spec)
+    latency.save_table(synthetic_table())
+    table = latency.load_table(1)
+    assert resolve_budget("original", "latency", spec) == pytest.approx(
+        latency.predict_ms(spec, table=table)
+    )
+    assert metric_value(spec, "latency") == pytest.approx(latency.predict_ms(spec, table=table))
+
+
+def test_latency_search_stays_under_the_budget(cache):
+    from dwr.reshape.budget import find_width_scale, metric_value
+
+    latency.save_table(synthetic_table())
+    original, reshaped = get_spec("resnet20_cifar"), get_spec("resnet20_cifar_dwr")
+    budget = metric_value(original, "latency")
+    for multiple in (1, 16):
+        _, spec = find_width_scale(reshaped, budget, "latency", width_multiple=multiple)
+        assert metric_value(spec, "latency") <= budget * 1.03
+        assert all(w % multiple == 0 for w in spec.widths)
+        wider = spec.replace(widths=tuple(w + multiple for w in spec.widths))
+        assert metric_value(wider, "latency") > budget * 0.97  # nothing much wider fits
+
+
+def test_width_multiple_that_cannot_meet_a_budget(cache):
+    from dwr.reshape.budget import find_width_scale, metric_value
+
+    latency.save_table(synthetic_table())
+    spec = get_spec("resnet20_cifar")
+    with pytest.raises(DwrError, match="width multiple 64 cannot meet the bops budget"):
+        find_width_scale(spec, metric_value(spec, "bops"), "bops", width_multiple=64)
+    with pytest.raises(DwrError, match="below the narrowest network.*--width-multiple"):
+        find_width_scale(spec, 1e-3, "latency", width_multiple=64)
+    with pytest.raises(DwrError, match="width multiple must be a whole number"):
+        find_width_scale(spec, 1.0, "latency", width_multiple=0)
+
+
+def test_naive_reshape_width_multiple():
+    from dwr.reshape.naive import naive_reshape
+
+    spec = get_spec("resnet18_cifar")
+    plain, packed = naive_reshape(spec, 2), naive_reshape(spec, 2, width_multiple=64)
+    assert plain.widths == (91, 181, 362, 724)
+    assert packed.widths == (64, 192, 384, 704) and packed.depths == plain.depths

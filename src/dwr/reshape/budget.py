@@ -1,12 +1,15 @@
 """Budgets: which cost a reshaped network must match, and uniform width scaling to meet it.
 
-A budget is a value of one metric, ``bops`` or ``ops`` (OPs = FLOPs + BOPs / 64), per image of
-a given input size; ``"original"`` means the original backbone's value. A network *meets* a
+A budget is a value of one metric, ``bops``, ``ops`` (OPs = FLOPs + BOPs / 64) or ``latency``
+(the engine's predicted ms, batch 1, 1 thread, from the ``dwr profile`` table:
+:mod:`dwr.cost.latency`; nothing is compiled or timed), per image of a given input size;
+``"original"`` means the original backbone's value. A network *meets* a
 budget ``B`` when its cost ``c`` has ``|c - B| <= tol * B`` (``tol`` = 3%).
 
 :func:`scale_to_budget` multiplies every stage width by one factor ``k`` (halves up) and
 bisects ``k``: each width is non-decreasing in ``k`` and BOPs/OPs are non-decreasing in every
-width, so cost(k) is a non-decreasing step function.
+width, so cost(k) is a non-decreasing step function (predicted latency nearly so). With a width
+multiple ``K`` every width is rounded to a multiple of ``K`` (64: whole packed words).
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from dwr.backbones.model import build
 from dwr.backbones.spec import MAX_WIDTH, BackboneSpec
 from dwr.cost import CostReport, count_cost
 from dwr.errors import DwrError
-from dwr.reshape.naive import positive_number, round_half_up
+from dwr.reshape.naive import check_multiple, positive_number, round_to_multiple
 
-METRICS = ("bops", "ops")
+METRICS = ("bops", "ops", "latency")
+#: Threads of the ``latency`` metric's engine (the issue's "1 thread, batch 1").
+LATENCY_THREADS = 1
 TOLERANCE = 0.03
 
 
@@ -47,8 +52,12 @@ def spec_cost(spec: BackboneSpec, input_size: tuple[int, int, int] | None = None
 def metric_value(
     spec: BackboneSpec, metric: str, input_size: tuple[int, int, int] | None = None
 ) -> float:
-    """The spec's cost in ``metric`` per image."""
-    return float(getattr(spec_cost(spec, input_size), check_metric(metric)))
+    """The spec's cost in ``metric`` per image (``latency``: predicted engine ms)."""
+    if check_metric(metric) == "latency":
+        from dwr.cost.latency import predict_ms
+
+        return predict_ms(spec, input_size, LATENCY_THREADS)
+    return float(getattr(spec_cost(spec, input_size), metric))
 
 
 def resolve_budget(
@@ -68,8 +77,8 @@ def within(cost: float, budget: float, tol: float = TOLERANCE) -> bool:
     return abs(cost - budget) <= tol * budget
 
 
-def _scaled(spec: BackboneSpec, k: float) -> BackboneSpec:
-    return spec.replace(widths=tuple(max(1, round_half_up(w * k)) for w in spec.widths))
+def _scaled(spec: BackboneSpec, k: float, multiple: int = 1) -> BackboneSpec:
+    return spec.replace(widths=tuple(round_to_multiple(w * k, multiple) for w in spec.widths))
 
 
 def find_width_scale(
@@ -78,14 +87,16 @@ def find_width_scale(
     metric: str = "bops",
     input_size: tuple[int, int, int] | None = None,
     tol: float = TOLERANCE,
+    width_multiple: int = 1,
 ) -> tuple[float, BackboneSpec]:
     """The factor ``k`` and the spec :func:`scale_to_budget` returns (see there)."""
     check_metric(metric)
+    m = check_multiple(width_multiple)
     if budget <= 0:
         raise DwrError(f"budget must be positive, got {budget}")
 
     def cost(k: float) -> float:
-        return metric_value(_scaled(spec, k), metric, input_size)
+        return metric_value(_scaled(spec, k, m), metric, input_size)
 
     lo, hi = 0.0, 1.0
     while cost(hi) < budget:
@@ -103,17 +114,41 @@ def find_width_scale(
             hi = mid
         step = sum(
             abs(a - b)
-            for a, b in zip(_scaled(spec, hi).widths, _scaled(spec, lo).widths, strict=True)
+            for a, b in zip(_scaled(spec, hi, m).widths, _scaled(spec, lo, m).widths, strict=True)
         )
-        if step <= 1 or hi - lo < 1e-9:  # one channel apart: nothing left between them
+        if step <= m or hi - lo < 1e-9:  # one step apart: nothing left between them
             break
+    if metric == "latency":  # an upper bound: the widest scaling that is not over it
+        return _widest_under(spec, budget, tol, m, lo, hi, cost)
     best = min((lo, hi), key=lambda k: abs(cost(k) - budget))
+    if not within(cost(best), budget, tol) and m > 1:
+        raise DwrError(
+            f"width multiple {m} cannot meet the {metric} budget {budget:.4g} within {tol:.0%}: "
+            f"the nearest widths are {list(_scaled(spec, lo, m).widths)} ({cost(lo):.4g}) and "
+            f"{list(_scaled(spec, hi, m).widths)} ({cost(hi):.4g}); use a smaller "
+            "--width-multiple"
+        )
     if not within(cost(best), budget, tol):
         raise DwrError(
             f"no uniform width scaling of depths {list(spec.depths)} lands within "
             f"{tol:.0%} of the {metric} budget {budget:.4g} (closest {cost(best):.4g})"
         )
-    return best, _scaled(spec, best)
+    return best, _scaled(spec, best, m)
+
+
+def _widest_under(spec, budget, tol, m, lo, hi, cost) -> tuple[float, BackboneSpec]:
+    """Latency is a ceiling, and a step function with large steps (a width crossing a
+    multiple of 64 adds a packed word), so the latency search keeps the wider bracket end
+    whose predicted time is at most ``budget * (1 + tol)``."""
+    for k in (hi, lo):
+        if cost(k) <= budget * (1 + tol):
+            return k, _scaled(spec, k, m)
+    what = f"width multiple {m}" if m > 1 else "one channel per stage"
+    raise DwrError(
+        f"the latency budget {budget:.4g} ms is below the narrowest network ({what}: widths "
+        f"{list(_scaled(spec, lo, m).widths)}, {cost(lo):.4g} ms); use a larger budget"
+        + (" or a smaller --width-multiple" if m > 1 else "")
+    )
 
 
 def scale_to_budget(
@@ -122,12 +157,15 @@ def scale_to_budget(
     metric: str = "bops",
     input_size: tuple[int, int, int] | None = None,
     tol: float = TOLERANCE,
+    width_multiple: int = 1,
 ) -> BackboneSpec:
-    """``spec`` with all stage widths scaled by one factor so its cost is within ``tol``.
+    """``spec`` with all stage widths scaled by one factor so its cost is within ``tol``
+    (``latency``: at most ``budget * (1 + tol)``, as wide as that allows).
 
     Widths ``max(1, round(w * k))``; bisection over ``k`` (cost non-decreasing in ``k``)
     keeps the closer of the two bracketing width sets. Raises :class:`DwrError` if no factor
     lands within ``tol`` (a budget below the 1-channel network, beyond ``MAX_WIDTH``, or
-    inside one integer step). Depths, stem and name are kept.
+    inside one integer step, or one step of ``width_multiple``). Depths, stem and name are
+    kept.
     """
-    return find_width_scale(spec, budget, metric, input_size, tol)[1]
+    return find_width_scale(spec, budget, metric, input_size, tol, width_multiple)[1]

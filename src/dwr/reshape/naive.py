@@ -30,6 +30,18 @@ def positive_number(value: object, what: str = "factor", expected: str = "a numb
     return number
 
 
+def round_to_multiple(width: float, multiple: int = 1) -> int:
+    """``width`` rounded (halves up) to a multiple of ``multiple``, at least one multiple."""
+    return max(multiple, multiple * round_half_up(width / multiple))
+
+
+def check_multiple(multiple: object) -> int:
+    """A width multiple as an int >= 1, else a :class:`DwrError`."""
+    if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
+        raise DwrError(f"width multiple must be a whole number >= 1, got {multiple!r}")
+    return multiple
+
+
 def scale_widths(spec: BackboneSpec, scale: float, name: str | None = None) -> BackboneSpec:
     """Every stage width times ``scale`` (halves up, at least 1); depths and stem unchanged."""
     scale = positive_number(scale, "width scale")
@@ -42,18 +54,21 @@ def scale_widths(spec: BackboneSpec, scale: float, name: str | None = None) -> B
     return spec.replace(widths=widths, name=spec.name if name is None else name)
 
 
-def naive_reshape(spec: BackboneSpec, factor: float) -> BackboneSpec:
-    """Depths ``max(1, round(d / s))``, widths ``round(w * sqrt(s))``; a new spec, same stem.
+def naive_reshape(spec: BackboneSpec, factor: float, width_multiple: int = 1) -> BackboneSpec:
+    """Depths ``max(1, round(d / s))``, widths ``round(w * sqrt(s))`` (to a multiple of
+    ``width_multiple``, e.g. 64 for whole packed words); a new spec, same stem.
 
     Raises :class:`DwrError` for ``factor <= 0`` or widths beyond ``MAX_WIDTH``.
     """
     s = positive_number(factor)
+    m = check_multiple(width_multiple)
     depths = tuple(max(1, round_half_up(d / s)) for d in spec.depths)
-    widths = tuple(max(1, round_half_up(w * math.sqrt(s))) for w in spec.widths)
+    widths = tuple(round_to_multiple(w * math.sqrt(s), m) for w in spec.widths)
     if max(widths) > MAX_WIDTH:
         raise DwrError(
             f"reshaping factor {factor:g} is absurd: widths {list(widths)} exceed {MAX_WIDTH} "
             "channels and would not fit in memory"
         )
     base = spec.name or spec.family
-    return spec.replace(depths=depths, widths=widths, name=f"{base}_naive{s:g}")
+    suffix = f"_m{m}" if m > 1 else ""
+    return spec.replace(depths=depths, widths=widths, name=f"{base}_naive{s:g}{suffix}")
