@@ -77,3 +77,46 @@ def test_rsign_and_rprelu_learn_shifts():
     assert torch.allclose(y, torch.where(x >= 0, x, 0.25 * x))
     y.sum().backward()
     assert rp.shift_in.bias.grad is not None and rp.prelu.weight.grad is not None
+
+
+# -- properties: what cost and the engine read instead of names --------------------------------
+def test_registered_binarizers_declare_their_properties():
+    from dwr.binary import binarizer_properties
+
+    for fn in (ste_sign, approx_sign):
+        props = binarizer_properties(fn)
+        assert (props.precision, props.forward, props.scale) == (1, "sign", "none")
+        assert props.is_sign
+    assert binarizer_properties(scaled_sign).scale == "mean_abs_per_output"
+    assert binarizer_properties(lambda x: x) is None
+
+
+def test_user_binarizer_properties_by_registration_or_attribute():
+    from dwr.binary import BinarizerProperties, binarizer_properties, register_binarizer
+    from dwr.binary.binarizers import _REGISTRY
+
+    def two_bit(x):
+        return x.clamp(-1, 1)
+
+    def my_sign(x):
+        return sign(x)
+
+    my_sign.binarizer_properties = BinarizerProperties(gradient="none")
+    try:
+        register_binarizer("two_bit_test", two_bit, BinarizerProperties(precision=2))
+        assert binarizer_properties(two_bit).precision == 2
+        assert not binarizer_properties(two_bit).is_sign
+        assert binarizer_properties(my_sign).is_sign
+        # a 2-bit input makes the conv real-valued for cost; a declared 1-bit sign keeps it binary
+        assert not BinaryConv2d(4, 4, 3, input_binarizer="two_bit_test").is_binary
+        assert BinaryConv2d(4, 4, 3, input_binarizer=my_sign).is_binary
+    finally:
+        _REGISTRY.pop("two_bit_test", None)
+
+
+def test_properties_are_validated():
+    from dwr.binary import BinarizerProperties
+
+    for bad in ({"precision": 0}, {"forward": "tanh"}, {"scale": "max"}):
+        with pytest.raises(DwrError):
+            BinarizerProperties(**bad)

@@ -12,7 +12,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dwr.binary.binarizers import Binarizer, get_binarizer
+from dwr.binary.binarizers import Binarizer, binarizer_properties, get_binarizer
+
+
+def _one_bit(fn: Binarizer | None) -> bool:
+    """A binarizer counts as 1 bit unless its properties declare more."""
+    if fn is None:
+        return False
+    properties = binarizer_properties(fn)
+    return properties is None or properties.precision == 1
 
 
 class _Binarized:
@@ -24,8 +32,8 @@ class _Binarized:
 
     @property
     def is_binary(self) -> bool:
-        """True when both operands are binarized, so the MACs are XNOR/popcount (BOPs)."""
-        return self.input_binarizer is not None and self.weight_binarizer is not None
+        """True when both operands are binarized to 1 bit, so the MACs are XNOR/popcount (BOPs)."""
+        return _one_bit(self.input_binarizer) and _one_bit(self.weight_binarizer)
 
     def _operands(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.input_binarizer is not None:

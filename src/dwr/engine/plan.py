@@ -27,7 +27,7 @@ from torch import nn
 from dwr.backbones.blocks import BinaryUnit, Head, Stem, StemAdapter, ZeroPadShortcut
 from dwr.backbones.model import Backbone
 from dwr.binary import BinaryConv2d, RPReLU, RSign
-from dwr.binary.binarizers import binarizer_name
+from dwr.binary.binarizers import binarizer_properties, describe_binarizer
 from dwr.engine.ops import BinaryConv, ChannelAdapter, FloatConv, MaxPool2, Op
 from dwr.engine.ops import Head as HeadOp
 from dwr.engine.pack import pack_weight
@@ -213,28 +213,45 @@ def _shortcut(sc: nn.Module | None, where: str, stride: int) -> dict:
     return {"shortcut": kind, "sc_stride": sc_stride or s, "sc_w": w, "sc_b": b}
 
 
+def _weight_scale(conv: BinaryConv2d, where: str) -> str:
+    """The weight binarizer's scale kind, once both binarizers are checked to be signs the
+    kernels can run (read from their properties, never their names)."""
+    for side, fn, scales in (
+        ("input", conv.input_binarizer, ("none",)),
+        ("weight", conv.weight_binarizer, ("none", "mean_abs_per_output")),
+    ):
+        props = binarizer_properties(fn)
+        if props is None or not props.is_sign or props.scale not in scales:
+            found = "no declared properties" if props is None else str(props)
+            raise _unsupported(
+                conv,
+                f"{where}.conv",
+                f"{side} binarizer {describe_binarizer(fn)} ({found}); the engine runs 1-bit "
+                f"sign binarizers with scale {' or '.join(scales)} (declare them with "
+                "register_binarizer(name, fn, BinarizerProperties(...)))",
+            )
+    return binarizer_properties(conv.weight_binarizer).scale
+
+
 def _unit_op(unit: nn.Module, where: str) -> BinaryConv:
     conv = unit.conv
     if type(conv) is not BinaryConv2d:
         raise _unsupported(conv, f"{where}.conv", "expected BinaryConv2d")
-    if not conv.is_binary:
+    if conv.input_binarizer is None or conv.weight_binarizer is None:
         raise _unsupported(
             conv,
             f"{where}.conv",
             "full-precision convolution; the engine needs binary input "
             "and weights (a spec with binary=True)",
         )
-    in_name = binarizer_name(conv.input_binarizer)
-    w_name = binarizer_name(conv.weight_binarizer)
-    if in_name not in ("ste_sign", "approx_sign") or w_name not in ("ste_sign", "scaled_sign"):
-        raise _unsupported(conv, f"{where}.conv", f"binarizers {in_name}/{w_name}")
+    w_scale = _weight_scale(conv, where)
     if conv.bias is not None:
         raise _unsupported(conv, f"{where}.conv", "binary conv with a bias")
     k, s, p = _conv_geometry(conv, f"{where}.conv")
     if p >= k:
         raise _unsupported(conv, f"{where}.conv", "padding as large as the kernel")
     w = _np(conv.weight)
-    alpha = np.abs(w).mean(axis=(1, 2, 3)) if w_name == "scaled_sign" else np.ones(len(w))
+    alpha = np.abs(w).mean(axis=(1, 2, 3)) if w_scale == "mean_abs_per_output" else np.ones(len(w))
     wbits, wpop = pack_weight(w)
     a, b = _bn(unit.bn, f"{where}.bn")
     if type(unit.shift) is nn.Identity:
