@@ -1,0 +1,53 @@
+"""``dwr export NAME|CHECKPOINT --format onnx -o model.onnx``: a graph any ONNX runtime loads."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from dwr.errors import DwrError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a model to ONNX (standard operators, Sign)")
+    p.add_argument("model", metavar="NAME|CHECKPOINT", help="checkpoint file or registered model")
+    p.add_argument("--format", choices=["onnx"], default="onnx", help="output format")
+    p.add_argument("-o", "--output", required=True, help="file to write, e.g. model.onnx")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
+    p.add_argument("--size", type=int, help="input side (default: the spec's, 224 or 32)")
+    p.add_argument(
+        "--plain-sign",
+        action="store_true",
+        help="binarize with one Sign node (0 -> 0) instead of the exact Sign(Sign(x) + 0.5)",
+    )
+    p.set_defaults(func=run_export)
+
+
+def _load(arg: str):
+    from dwr.backbones import create_model
+
+    if os.path.exists(arg):
+        from dwr.train import load_checkpoint
+
+        return load_checkpoint(arg).eval()
+    if os.sep in arg or arg.endswith((".ckpt", ".pt", ".pth")):
+        raise DwrError(f"checkpoint {arg!r} does not exist")
+    return create_model(arg).eval()
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from dwr.export import export_onnx
+    from dwr.files import check_writable_file
+
+    if args.size is not None and args.size < 1:
+        raise DwrError("--size must be >= 1")
+    check_writable_file(args.output, "-o")
+    model = _load(args.model)
+    size = (args.size, args.size) if args.size else None
+    export_onnx(model, args.output, opset=args.opset, size=size, plain_sign=args.plain_sign)
+    c, h, w = model.spec.input_size if size is None else (model.spec.in_channels, *size)
+    print(
+        f"wrote {args.output}: {model.spec.name or model.spec.family}, ONNX opset {args.opset}, "
+        f"input batch x {c} x {h} x {w}, output batch x {model.spec.num_classes} logits"
+    )
+    return 0

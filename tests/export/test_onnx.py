@@ -1,0 +1,157 @@
+"""ONNX export: onnxruntime against PyTorch on registered models, exact ties, bad input."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from dwr.backbones import create_model, list_models
+from dwr.binary import BinaryConv2d, get_binarizer
+from dwr.cli.main import main
+from dwr.errors import DwrError
+from dwr.export import export_onnx, to_onnx
+
+ort = pytest.importorskip("onnxruntime")
+
+
+def trained_like(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Random BN statistics, shifts and slopes, as a trained model has (a fresh model's BN is
+    the identity, which puts many pre-activations exactly on 0)."""
+    g = torch.Generator().manual_seed(seed)
+
+    def uniform(t: torch.Tensor, lo: float, hi: float) -> None:
+        t.copy_(torch.rand(t.shape, generator=g) * (hi - lo) + lo)
+
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                uniform(m.running_mean, -0.5, 0.5)
+                uniform(m.running_var, 0.5, 2.0)
+                uniform(m.weight, 0.5, 1.5)
+                uniform(m.bias, -0.3, 0.3)
+            elif isinstance(m, nn.PReLU):
+                uniform(m.weight, 0.0, 0.5)
+            elif getattr(m, "bias", None) is not None and m.bias.dim() == 4:  # RSign/RPReLU
+                uniform(m.bias, -0.2, 0.2)
+    return model.eval()
+
+
+def run_onnx(model: nn.Module, x: torch.Tensor, optimize: bool = True, **options) -> np.ndarray:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    if not optimize:  # ORT folds Mul/Add into the conv weights, which rounds exact ties
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    size = tuple(x.shape[2:])
+    proto = to_onnx(model, size=size, **options)
+    sess = ort.InferenceSession(proto.SerializeToString(), so)
+    return sess.run(None, {"input": x.numpy()})[0]
+
+
+def exact_reference(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    """The model in float64 with integer dot products: ``alpha * conv(sign x, sign W)``, so
+    a pre-activation that is 0 is exactly 0 (PyTorch's float conv of ±alpha rounds it)."""
+    m = copy.deepcopy(model).double()
+    for mod in m.modules():
+        if isinstance(mod, BinaryConv2d) and mod.weight_binarizer is not None:
+            w = mod.weight.detach()
+            scaled = mod.weight_binarizer is get_binarizer("scaled_sign")
+            alpha = w.abs().mean(dim=(1, 2, 3)) if scaled else torch.ones(len(w), dtype=w.dtype)
+            mod.weight_binarizer = get_binarizer("ste_sign")
+            mod.register_forward_hook(lambda _m, _i, out, a=alpha: out * a.view(1, -1, 1, 1))
+    with torch.no_grad():
+        return m(x.double()).numpy()
+
+
+def fraction_close(a: np.ndarray, b: np.ndarray, rel: float = 1e-4) -> float:
+    tol = rel * float(np.abs(b).max())
+    return float(np.mean([np.allclose(a[i], b[i], rtol=rel, atol=tol) for i in range(len(a))]))
+
+
+@pytest.mark.parametrize(
+    "name, size, batch",
+    [
+        ("resnet20_cifar", 32, 200),  # zero-pad shortcuts, Hardtanh
+        ("vgg11_cifar_dwr", 32, 32),  # no shortcuts, max-pools between binary convs
+        ("reactnet18", 32, 32),  # RSign, RPReLU, avg-pool shortcuts
+        ("birealnet18_dwr", 32, 32),  # the DWR stem adapter (when the spec has one)
+    ],
+)
+def test_onnxruntime_matches_pytorch(name: str, size: int, batch: int) -> None:
+    torch.manual_seed(0)
+    model = trained_like(create_model(name))
+    x = torch.randn(batch, 3, size, size)
+    with torch.no_grad():
+        want = model(x).numpy()
+    got = run_onnx(model, x)
+    assert (got.argmax(1) == want.argmax(1)).mean() >= 0.995
+    assert fraction_close(got, want) >= 0.99
+
+
+def test_registry_exports_and_matches_the_exact_model() -> None:
+    """Every registered architecture, at an eighth of its widths to stay fast."""
+    from dwr.backbones import get_spec
+
+    torch.manual_seed(1)
+    x = torch.randn(8, 3, 32, 32)
+    for name in list_models():
+        widths = [max(8, w // 8) for w in get_spec(name).widths]
+        model = trained_like(create_model(name, widths=widths))
+        got = run_onnx(model, x, optimize=False)
+        assert fraction_close(got, exact_reference(model, x)) >= 7 / 8, name
+
+
+@pytest.mark.parametrize("name", ["vgg11_cifar_dwr", "resnet20_cifar"])
+def test_sign_of_zero_is_plus_one_like_dwr(name: str) -> None:
+    """A fresh model's identity BN puts pre-activations exactly on 0: the default binarizer
+    maps them to +1 as dwr does; the plain ONNX Sign maps them to 0 and the logits move."""
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    x = torch.randn(16, 3, 32, 32)
+    ref = exact_reference(model, x)
+    assert fraction_close(run_onnx(model, x, optimize=False), ref, 1e-5) == 1.0
+    assert fraction_close(run_onnx(model, x, optimize=False, plain_sign=True), ref, 1e-5) < 1.0
+
+
+def test_graph_uses_standard_ops_and_opset(tmp_path) -> None:
+    import onnx
+
+    path = tmp_path / "m.onnx"
+    assert main(["export", "resnet20_cifar", "--format", "onnx", "-o", str(path)]) == 0
+    proto = onnx.load(str(path))
+    assert proto.opset_import[0].domain == "" and proto.opset_import[0].version >= 17
+    ops = {n.op_type for n in proto.graph.node}
+    assert "Sign" in ops and "Conv" in ops and "BatchNormalization" not in ops
+    convs = [
+        i for i in proto.graph.initializer if i.name.startswith("stages.") and "weight" in i.name
+    ]
+    assert convs and all(
+        set(np.unique(onnx.numpy_helper.to_array(w))) <= {-1.0, 1.0} for w in convs
+    )
+    sess = ort.InferenceSession(str(path))
+    out = sess.run(None, {"input": np.zeros((3, 3, 32, 32), np.float32)})[0]
+    assert out.shape == (3, 10)
+
+
+def test_bad_input_is_one_clear_error(tmp_path, capsys) -> None:
+    with pytest.raises(DwrError, match="dwr backbones"):
+        to_onnx(nn.Linear(2, 2))
+    model = create_model("resnet20_cifar").eval()
+    model.stem.act = nn.ReLU()
+    with pytest.raises(DwrError, match=r"ReLU at 'stem\.act'"):
+        to_onnx(model)
+    with pytest.raises(DwrError, match="opset 16"):
+        to_onnx(create_model("resnet20_cifar"), opset=16)
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(tmp_path / "missing.ckpt"), "-o", str(out)]) == 2
+    assert main(["export", "no_such_model", "-o", str(out)]) == 2
+    assert main(["export", "resnet20_cifar", "-o", str(tmp_path)]) == 2  # a directory
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("dwr: error: ") for line in err)
+    assert "missing.ckpt" in err[0] and "no_such_model" in err[1] and "directory" in err[2]
+    assert not out.exists()
+    export_onnx(create_model("resnet20_cifar"), out)
+    assert out.stat().st_size > 0
