@@ -119,48 +119,7 @@ def test_missing_file(tmp_path):
         engine.load(tmp_path / "nope.dwre")
 
 
-def _mutations(header: dict, rng: np.random.Generator):
-    """Header variants with a valid checksum but wrong content."""
-    garbage = [None, -1, 0, 1, 3, 2**40, "x", [], {}, [1, -2], 1.5, True, [2**31]]
-    for _ in range(150):
-        h = json.loads(json.dumps(header))
-        op = h["ops"][int(rng.integers(len(h["ops"])))]
-        where = rng.integers(3)
-        if where == 0 and op["meta"]:
-            key = list(op["meta"])[int(rng.integers(len(op["meta"])))]
-            op["meta"][key] = garbage[int(rng.integers(len(garbage)))]
-        elif where == 1 and op["arrays"]:
-            arr = op["arrays"][list(op["arrays"])[int(rng.integers(len(op["arrays"])))]]
-            field = ["dtype", "shape", "offset"][int(rng.integers(3))]
-            arr[field] = garbage[int(rng.integers(len(garbage)))]
-            if field == "dtype" and rng.random() < 0.5:
-                arr[field] = str(rng.choice(["float32", "int32", "uint8", "uint64", "float64"]))
-        else:
-            op[str(rng.choice(["kind", "name", "meta", "arrays"]))] = garbage[
-                int(rng.integers(len(garbage)))
-            ]
-        yield h
-
-
-def test_fuzzed_headers_never_crash(saved, tmp_path):
-    """Valid checksum, hostile content: load either fails with DwrError or gives a model that
-    runs (or refuses its input with DwrError). A segfault would kill the test run."""
-    _, path = saved
-    header, payload = _split(path.read_bytes())
-    rng = np.random.default_rng(1)
-    x = np.random.default_rng(2).standard_normal((1, 3, 32, 32)).astype(np.float32)
-    refused = 0
-    for h in _mutations(header, rng):
-        try:
-            comp = CompiledModel.from_bytes(_repack(h, payload))
-        except DwrError:
-            refused += 1
-            continue
-        try:
-            assert comp(x).shape == (1, 10)
-        except DwrError:
-            pass
-    assert refused > 100
+def test_junk_blobs_are_refused():
     for junk in (b"", b"\0" * 200, MAGIC + struct.pack("<I", 1) + bytes(100)):
         with pytest.raises(DwrError):
             CompiledModel.from_bytes(junk)

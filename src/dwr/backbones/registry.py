@@ -7,11 +7,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dwr.backbones.model import Backbone, build
 from dwr.backbones.spec import BackboneSpec
 from dwr.errors import DwrError
+
+if TYPE_CHECKING:
+    from dwr.backbones.model import Backbone
 
 SpecBuilder = Callable[[], BackboneSpec]
 _MODELS: dict[str, SpecBuilder] = {}
@@ -43,6 +45,8 @@ def get_spec(name: str, **overrides: Any) -> BackboneSpec:
 
 def create_model(name: str | BackboneSpec, **overrides: Any) -> Backbone:
     """Build a registered model by name (or any spec) with optional overrides."""
+    from dwr.backbones.model import build  # PyTorch only when a model is built
+
     if isinstance(name, BackboneSpec):
         spec = name.replace(**overrides) if overrides else name
     else:

@@ -7,23 +7,38 @@
 Every op runs in C++ (:mod:`dwr.engine._kernels`, AVX2 chosen at run time, portable
 fallback, one thread pool): the binary convolutions as nibble-lookup popcount GEMMs, and the
 real-valued stem, shortcuts, pooling and classifier in float.
+
+Loading and running a saved file needs only NumPy and the kernels; PyTorch is imported by
+:func:`convert` alone.
 """
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from dwr.engine import _kernels
 from dwr.engine.compiled import FORMAT_VERSION, CompiledModel, load, set_num_threads
-from dwr.engine.plan import build_plan
+from dwr.engine.preprocess import Preprocess
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
-def convert(model: nn.Module, fold_signs: bool = True) -> CompiledModel:
-    """Compile a dwr backbone (eval-mode semantics) into a :class:`CompiledModel`.
+def convert(
+    model: nn.Module,
+    fold_signs: bool = True,
+    preprocess: Preprocess | None = None,
+    class_names: list[str] | None = None,
+) -> CompiledModel:
+    """Compile a dwr backbone (eval-mode semantics) into a :class:`CompiledModel`, with the
+    image ``preprocess`` and ``class_names`` to store beside it (both optional).
 
     Raises :class:`~dwr.errors.DwrError` naming the first module it cannot compile.
     """
-    return CompiledModel(build_plan(model, fold_signs=fold_signs), getattr(model, "spec", None))
+    from dwr.engine.plan import build_plan  # the only part of the engine that needs PyTorch
+
+    ops = build_plan(model, fold_signs=fold_signs)
+    return CompiledModel(ops, getattr(model, "spec", None), preprocess, class_names)
 
 
 def kernel_isa() -> str:
@@ -34,6 +49,7 @@ def kernel_isa() -> str:
 __all__ = [
     "FORMAT_VERSION",
     "CompiledModel",
+    "Preprocess",
     "convert",
     "kernel_isa",
     "load",

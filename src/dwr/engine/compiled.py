@@ -10,23 +10,32 @@ File layout (little endian)::
     plen     u64       bytes of the array payload
     sha256   32 bytes  of header + payload
     header   JSON      {"spec": ..., "ops": [{"kind", "name", "meta", "arrays": {name:
-                       {"dtype", "shape", "offset"}}}]}
+                       {"dtype", "shape", "offset"}}}], "preprocess": ..., "class_names": ...}
     payload            the arrays, each 64-byte aligned
 
-Everything is parsed and checked in Python (sizes, checksum, dtypes, shapes, offsets, then
-each op's own consistency), so the C++ kernels never see a malformed plan.
+Format 3 added ``preprocess`` (input size, resize, mean/std; see :mod:`dwr.engine.preprocess`)
+and ``class_names``, both optional (``null``); format 2 files load without them.
+
+Everything is parsed and checked in Python before the first inference (a regular file of a
+plausible size, checksum, finite JSON numbers, dtypes, shapes, offsets, each op's own
+consistency and geometry, the chain of ops), so the C++ kernels never see a malformed plan.
+Loading and running need only NumPy and the compiled kernels: PyTorch is imported by
+:func:`dwr.engine.convert` alone (a tensor passed in gives a tensor back).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import operator
 import os
+import stat
 import struct
+import sys
 from typing import Any
 
 import numpy as np
-import torch
 
 from dwr.backbones.spec import BackboneSpec
 from dwr.engine import _kernels
@@ -41,29 +50,66 @@ from dwr.engine.ops import (
     State,
 )
 from dwr.engine.pack import lanes_from_rows, words
+from dwr.engine.preprocess import Preprocess, check_class_names
 from dwr.errors import DwrError
+from dwr.files import atomic_write
 
 MAGIC = b"DWRENGN\0"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _PREFIX = struct.Struct("<8sIIQQ32s")
 _DTYPES = {"float32", "int32", "uint8", "uint64"}
+#: The dtype of each op array that is not float32 (a file must store exactly these).
+_ARRAY_DTYPES = {
+    "wbits": "uint64",
+    "wpop": "int32",
+    "thr": "int32",
+    "flip": "uint8",
+    "src": "int32",
+}
 _ALIGN = 64
+#: Engine files larger than this are refused unread (birealnet18's is about 4 MB).
+MAX_FILE_BYTES = 1 << 31
+#: Thread pools beyond this are a typo (each thread has a stack and a queue).
+MAX_THREADS = 256
 
 
 def set_num_threads(n: int) -> None:
-    """Threads of the engine's kernels (its thread pool runs every op)."""
-    if int(n) < 1:
-        raise DwrError(f"threads must be >= 1, got {n}")
-    _kernels.set_num_threads(int(n))
+    """Threads of the engine's kernels (its thread pool runs every op), 1..MAX_THREADS."""
+    try:
+        count = operator.index(n)  # ints and NumPy integers; not floats, strings or bools
+    except TypeError:
+        count = None
+    if count is None or isinstance(n, bool) or not 1 <= count <= MAX_THREADS:
+        raise DwrError(f"threads must be a whole number from 1 to {MAX_THREADS}, got {n!r}")
+    _kernels.set_num_threads(count)
 
 
 class CompiledModel:
     """A backbone compiled to bit-packed binary convolutions; call it on NCHW float32 input."""
 
-    def __init__(self, ops: list[Op], spec: BackboneSpec | None = None) -> None:
+    def __init__(
+        self,
+        ops: list[Op],
+        spec: BackboneSpec | None = None,
+        preprocess: Preprocess | None = None,
+        class_names: list[str] | None = None,
+    ) -> None:
         self.ops = list(ops)
         self.spec = spec
         self._check_chain()
+        #: How images become inputs (``None``: not recorded, e.g. a format-2 file).
+        self.preprocess = preprocess
+        if preprocess is not None:
+            if preprocess.input_size[0] != self.in_channels:
+                raise DwrError(
+                    f"preprocessing makes {preprocess.input_size[0]}-channel inputs but the "
+                    f"model takes {self.in_channels}"
+                )
+            self._check_size(*preprocess.input_size[1:])
+        #: One label per logit (``None``: not recorded).
+        self.class_names = (
+            None if class_names is None else check_class_names(class_names, self.num_classes)
+        )
         # A binary conv that writes floats for the next binary conv also packs that conv's
         # input in its epilogue (sign of out + the next RSign shift), saving a pass over them.
         for op, nxt in zip(self.ops, self.ops[1:], strict=False):
@@ -88,7 +134,7 @@ class CompiledModel:
                     raise DwrError(f"{op.name}: needs float input but gets sign bits")
                 channels, bits = op.out_channels, op.out == "bits"
             elif isinstance(op, ChannelAdapter):
-                if op is not ops[1] or op.in_channels != channels:
+                if op is not ops[1] or op.in_channels != channels or bits:
                     raise DwrError(f"{op.name}: the stem adapter must follow the stem")
                 channels = op.out_channels
             elif isinstance(op, MaxPool2):
@@ -121,13 +167,12 @@ class CompiledModel:
         """The first op's input State from an NCHW float32 array or tensor (checked).
 
         The stem (a :class:`FloatConv`) reads NCHW directly (its zero-padded copy transposes
-        it); any other first op gets NHWC."""
-        if isinstance(x, torch.Tensor):
-            if x.dtype != torch.float32:
+        it); any other first op gets NHWC. NaN or infinite values are refused: they would
+        only give non-finite logits (binarization maps NaN to -1 without a trace)."""
+        if _is_tensor(x):
+            if str(x.dtype) != "torch.float32":
                 raise DwrError(f"input must be float32, got tensor of dtype {x.dtype}")
-            if x.requires_grad:
-                x = x.detach()
-            x = x.cpu().numpy()
+            x = x.detach().cpu().numpy()
         elif isinstance(x, np.ndarray):
             if x.dtype != np.float32:
                 raise DwrError(f"input must be float32, got array of dtype {x.dtype}")
@@ -141,6 +186,8 @@ class CompiledModel:
         if n < 1 or h < 1 or w < 1:
             raise DwrError(f"input must be non-empty, got NCHW shape {(n, c, h, w)}")
         self._check_size(h, w)
+        if not (np.isfinite(x.min()) and np.isfinite(x.max())):  # one pass each, no copy
+            raise DwrError("input holds NaN or infinite values")
         if isinstance(self.ops[0], FloatConv):
             return State(x=np.ascontiguousarray(x), nchw=True)
         return State(x=np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
@@ -168,16 +215,17 @@ class CompiledModel:
 
     def __call__(self, x: Any) -> Any:
         """Logits ``[N, classes]`` for NCHW float32 ``x`` (a tensor in, a tensor out)."""
-        as_tensor = isinstance(x, torch.Tensor)
+        as_tensor = _is_tensor(x)
         st = self._input(x)
         for op in self.ops:  # every op runs in the engine's kernels, on its thread pool
             st = op.run(st)
         logits = st.x
-        return torch.from_numpy(logits) if as_tensor else logits
+        return sys.modules["torch"].from_numpy(logits) if as_tensor else logits
 
     # -- files ------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
-        """Write the plan to one file (see the module docstring for the layout)."""
+        """Write the plan to one file (see the module docstring for the layout), atomically:
+        the target is the old file or the complete new one; an OS error is a DwrError."""
         entries, chunks, offset = [], [], 0
         for op in self.ops:
             arrays = {}
@@ -192,25 +240,23 @@ class CompiledModel:
                 offset += len(data)
             entries.append({"kind": op.kind, "name": op.name, "meta": op.meta(), "arrays": arrays})
         header = json.dumps(
-            {"spec": self.spec.to_dict() if self.spec else None, "ops": entries}
+            {
+                "spec": self.spec.to_dict() if self.spec else None,
+                "ops": entries,
+                "preprocess": self.preprocess.to_dict() if self.preprocess else None,
+                "class_names": self.class_names,
+            },
+            allow_nan=False,
         ).encode()
         payload = b"".join(chunks)
         digest = hashlib.sha256(header + payload).digest()
         prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, 0, len(header), len(payload), digest)
-        tmp = f"{os.fspath(path)}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(prefix + header + payload)
-        os.replace(tmp, path)
+        atomic_write(path, prefix + header + payload)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> CompiledModel:
         """Read a file written by :meth:`save`; any damage raises :class:`DwrError`."""
-        try:
-            with open(path, "rb") as f:
-                blob = f.read()
-        except OSError as exc:
-            raise DwrError(f"cannot read engine file {os.fspath(path)!r}: {exc}") from None
-        return cls.from_bytes(blob, os.fspath(path))
+        return cls.from_bytes(_read_regular_file(path), os.fspath(path))
 
     @classmethod
     def from_bytes(cls, blob: bytes, where: str = "<bytes>") -> CompiledModel:
@@ -237,32 +283,102 @@ class CompiledModel:
         if hashlib.sha256(body).digest() != digest:
             raise bad("checksum mismatch (the file is corrupted)")
         try:
-            header = json.loads(body[:hlen].decode())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise bad(f"unreadable header ({exc})") from None
+            header = json.loads(
+                body[:hlen].decode(), parse_constant=_no_constant, parse_float=_finite_float
+            )
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            # ValueError: bad JSON, NaN/Infinity, an overlong integer; RecursionError: nesting
+            raise bad(f"unreadable header ({str(exc)[:200]})") from None
         payload = memoryview(body)[hlen:]
         try:
             return cls._from_header(header, payload, version)
         except DwrError as exc:
             raise bad(str(exc)) from None
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise bad(f"malformed plan ({type(exc).__name__}: {exc})") from None
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            IndexError,
+            OverflowError,
+            RecursionError,
+        ) as exc:
+            raise bad(f"malformed plan ({type(exc).__name__}: {str(exc)[:200]})") from None
 
     @classmethod
     def _from_header(cls, header: dict, payload: memoryview, version: int) -> CompiledModel:
         if not isinstance(header, dict) or not isinstance(header.get("ops"), list):
             raise DwrError("header has no op list")
         spec = None if header.get("spec") is None else BackboneSpec.from_dict(header["spec"])
+        preprocess = class_names = None
+        if version >= 3:
+            if header.get("preprocess") is not None:
+                preprocess = Preprocess.from_dict(header["preprocess"])
+            class_names = header.get("class_names")
         ops: list[Op] = []
         for entry in header["ops"]:
             kind = entry["kind"]
             if kind not in OP_TYPES:
                 raise DwrError(f"unknown op kind {kind!r}")
             arrays = {k: _array(v, payload) for k, v in dict(entry["arrays"]).items()}
+            for key, arr in arrays.items():
+                if arr.dtype.name != _ARRAY_DTYPES.get(key, "float32"):
+                    raise DwrError(f"{entry['name']}: array {key!r} has dtype {arr.dtype.name}")
             if version == 1 and kind == BinaryConv.kind:
                 _upgrade_v1_weights(entry, arrays)
             ops.append(_rebuild(OP_TYPES[kind], str(entry["name"]), dict(entry["meta"]), arrays))
-        return cls(ops, spec)
+        return cls(ops, spec, preprocess, class_names)
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"non-finite number {name} in the header")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _is_tensor(x: Any) -> bool:
+    """Whether ``x`` is a torch tensor, without importing torch (if nothing imported it, no
+    tensor can exist)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _read_regular_file(path: str | os.PathLike) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most MAX_FILE_BYTES: a device
+    (``/dev/zero``), FIFO, socket or directory is refused before it is read (opened
+    non-blocking, so a FIFO swapped in after the check cannot hang the open either)."""
+    where = os.fspath(path)
+
+    def check(st: os.stat_result) -> None:
+        if not stat.S_ISREG(st.st_mode):
+            raise DwrError(f"engine file {where!r} is not a regular file")
+        if st.st_size > MAX_FILE_BYTES:
+            raise DwrError(
+                f"engine file {where!r} is implausibly large ({st.st_size} bytes, the limit "
+                f"is {MAX_FILE_BYTES})"
+            )
+
+    try:
+        check(os.stat(where))
+        fd = os.open(where, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:
+            size = os.fstat(fd).st_size
+            check(os.fstat(fd))
+            with os.fdopen(fd, "rb", closefd=False) as f:
+                blob = f.read(size + 1)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise DwrError(f"cannot read engine file {where!r}: {reason}") from None
+    if len(blob) != size:
+        raise DwrError(f"engine file {where!r} changed while it was read")
+    return blob
 
 
 def _array(desc: dict, payload: memoryview) -> np.ndarray:
@@ -274,7 +390,7 @@ def _array(desc: dict, payload: memoryview) -> np.ndarray:
     if not isinstance(offset, int) or offset < 0:
         raise DwrError(f"bad array offset {offset!r}")
     dt = np.dtype(dtype).newbyteorder("<")
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+    nbytes = math.prod(shape) * dt.itemsize  # Python ints: no overflow
     if offset + nbytes > len(payload):
         raise DwrError("array extends past the end of the payload")
     arr = np.frombuffer(payload, dtype=dt, count=nbytes // dt.itemsize, offset=offset)
