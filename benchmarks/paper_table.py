@@ -7,9 +7,11 @@ family), trains every row with the same seeds and schedule and evaluates it on t
 - ``original``: the backbone as registered;
 - ``naive_s2`` / ``naive_s3``: naive reshaping (depth / s, width * sqrt(s)), widths then scaled
   uniformly so the BOPs match the original's within ±3% (s3 only where it changes the depths);
-- ``dwr``: the DWR pipeline (pre-train the over-parameterised naive s=2 network, prune by
-  clustering to the original's BOPs); the search runs once per backbone on seed 0's training
-  split, and every seed then trains the found spec from scratch;
+- ``dwr``: the DWR pipeline (pre-train the over-parameterised naive reshaped network, prune by
+  clustering to the original's BOPs; ``--factor``, ``--overparam``, ``--pretrain-epochs``,
+  ``--samples``, ``--cluster-on``, ``--min-samples`` and ``--eps`` are its knobs, and
+  ``--dwr-row`` names a row searched with other knobs); the search runs once per backbone on
+  seed 0's training split, and every seed then trains the found spec from scratch;
 - ``authors_dwr``: the DWR authors' published widths (``*_dwr`` models), where they exist.
 
 Every (backbone, row, method, seed) writes its result as it finishes and is skipped on a rerun,
@@ -72,6 +74,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--overparam", type=float, default=1.5)
     p.add_argument("--samples", type=int, default=256, help="images for clustering")
+    p.add_argument("--factor", type=float, default=2.0, help="reshaping factor of the DWR search")
+    p.add_argument(
+        "--cluster-on",
+        choices=("stage", "conv"),
+        default="stage",
+        help="cluster stage outputs, or each stage's last binary conv output before BN",
+    )
+    p.add_argument("--min-samples", type=int, default=2, help="DBSCAN min_samples")
+    p.add_argument(
+        "--eps",
+        default="auto",
+        help="'auto' (bisect eps to the budget) or a fixed eps whose widths are scaled to it",
+    )
+    p.add_argument("--dwr-row", default="dwr", help="row name of the DWR search's spec")
+    p.add_argument("--rows", nargs="+", default=None, help="train only these rows")
+    p.add_argument(
+        "--import-runs",
+        type=Path,
+        default=None,
+        help="a results.json whose runs are written back under --out (skipped when on disk)",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "paper_table")
     p.add_argument("--docs", type=Path, default=ROOT / "docs")
     p.add_argument("--threads", type=int, default=None, help="torch threads for training")
@@ -88,6 +111,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--schedule is not JSON: {exc}")
     if not isinstance(overrides, dict):
         p.error("--schedule must be a JSON object of recipe overrides")
+    if args.eps != "auto":
+        try:
+            args.eps = float(args.eps)
+        except ValueError:
+            p.error(f"--eps must be 'auto' or a number, got {args.eps!r}")
     return args
 
 
@@ -106,35 +134,83 @@ def row_specs(model: str, args: argparse.Namespace, data, out: Path) -> dict[str
     s3 = naive_reshape(original, 3)
     if s3.depths != naive_reshape(original, 2).depths:
         rows["naive_s3"] = scale_to_budget(s3, budget, "bops")
-    rows["dwr"] = dwr_spec(original, args, data, out / model / "dwr_search")
     authors = f"{model}_dwr"
     if authors in dwr.list_models():
         rows["authors_dwr"] = dwr.get_spec(authors, num_classes=data.num_classes)
+    if args.rows is not None:
+        rows = {k: v for k, v in rows.items() if k in args.rows}
+    if args.rows is None or args.dwr_row in args.rows:
+        rows[args.dwr_row] = dwr_spec(original, args, data, out / model / f"{args.dwr_row}_search")
     return rows
+
+
+def search_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The DWR search's knobs (a cached search is reused only with the same ones)."""
+    return {
+        "factor": args.factor,
+        "overparam": args.overparam,
+        "pretrain_epochs": args.pretrain_epochs or max(1, args.epochs // 3),
+        "samples": args.samples,
+        "cluster_on": args.cluster_on,
+        "min_samples": args.min_samples,
+        "eps": args.eps,
+    }
 
 
 def dwr_spec(original, args: argparse.Namespace, data, out: Path):
     """The DWR pipeline's search (pre-train the over-parameterised naive s=2 network, prune it
     to the original's BOPs), run once per backbone and cached in ``out/dwr_spec.json``."""
     from dwr.backbones import BackboneSpec
+    from dwr.errors import DwrError
     from dwr.reshape.pipeline import search_dwr_spec
 
-    done = out / "dwr_spec.json"
+    done, config = out / "dwr_spec.json", search_config(args)
     if done.exists():
+        old = json.loads((out / "search_config.json").read_text())
+        if old != config:
+            raise DwrError(f"{out} holds a search with other knobs ({old}); use another --dwr-row")
         return BackboneSpec.from_json(done.read_text())
-    epochs = args.pretrain_epochs or max(1, args.epochs // 3)
     found = search_dwr_spec(
         original,
         data,
         out,
-        factor=2.0,
+        factor=args.factor,
         overparam=args.overparam,
-        overrides={**schedule(args), "epochs": epochs},
+        overrides={**schedule(args), "epochs": config["pretrain_epochs"]},
         samples=args.samples,
+        min_samples=args.min_samples,
+        eps=None if args.eps == "auto" else args.eps,
+        tensor=args.cluster_on,
     )
     save_json(out / "prune.json", found.to_dict())
+    save_json(out / "search_config.json", config)
     save_json(done, found.spec.to_dict())
     return found.spec
+
+
+def best_val_top1(run_dir: Path) -> float | None:
+    """Validation top-1 of the epoch the run's checkpoint was selected on (its best)."""
+    import csv
+
+    try:
+        with open(run_dir / "metrics.csv") as f:
+            vals = [float(r["val_top1"]) for r in csv.DictReader(f) if r.get("val_top1")]
+    except (OSError, ValueError, KeyError):
+        return None
+    return max(vals) if vals else None
+
+
+def import_runs(path: Path, out: Path) -> int:
+    """Write the runs of a published results.json back as ``table_row.json`` files, so a
+    fresh checkout resumes the table without retraining them (runs on disk win)."""
+    runs = json.loads(path.read_text())["runs"]
+    n = 0
+    for r in runs:
+        target = out / r["model"] / r["row"] / r["method"] / f"seed{r['seed']}" / "table_row.json"
+        if not target.exists():
+            save_json(target, r)
+            n += 1
+    return n
 
 
 def schedule(args: argparse.Namespace) -> dict[str, Any]:
@@ -232,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         dwr.get_spec(model)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.import_runs is not None:
+        print(f"imported {import_runs(args.import_runs, args.out)} runs from {args.import_runs}")
     data = load_dataset(args.dataset, args.data_dir, val_fraction=args.val_fraction, seed=0)
     start = time.time()
     lat_cache: dict[str, float | None] = {}
@@ -263,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
                             "method": method,
                             "seed": seed,
                             "top1": top1,
+                            "val_top1": best_val_top1(run_dir),
                             "depths": list(spec.depths),
                             "widths": list(spec.widths),
                             "bops": cost.bops,
@@ -274,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
                             "schedule": method_schedule(args, method),
                             "trained_on": machine(),
                             "train_seconds": result.get("seconds"),
+                            **({"search": search_config(args)} if row == args.dwr_row else {}),
                         },
                     )
                     save_json(job_path(args), job_meta(args, time.time() - start))

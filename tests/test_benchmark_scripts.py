@@ -70,3 +70,21 @@ def test_paper_table_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
         pt.cli(["--schedule", "{lr: 1", *out])
     assert stop.value.code == 2 and "--schedule is not JSON" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()  # nothing was written
+
+
+def test_paper_table_imports_published_runs_and_reads_validation(tmp_path):
+    """--import-runs writes a results.json's runs back as table rows (never over a run on
+    disk); a run's validation top-1 is its best epoch's, read from metrics.csv."""
+    pt = _load("paper_table")
+    out = tmp_path / "runs"
+    here = out / "resnet20_cifar" / "original" / "one-step" / "seed0"
+    pt.save_json(here / "table_row.json", _row("original", 0, 99.0, "here"))
+    published = {"runs": [_row("original", 0, 30.0, "cpu"), _row("naive_s2", 1, 35.0, "cpu")]}
+    pt.save_json(tmp_path / "results.json", published)
+    assert pt.import_runs(tmp_path / "results.json", out) == 1
+    assert json.loads((here / "table_row.json").read_text())["top1"] == 99.0
+    (here / "metrics.csv").write_text("epoch,loss,val_top1\n1,2.0,20.5\n2,1.9,31.25\n3,1.8,30.0\n")
+    assert pt.best_val_top1(here) == 31.25
+    assert pt.best_val_top1(tmp_path) is None
+    args = pt.parse_args(["--eps", "0.021", "--min-samples", "5", "--cluster-on", "conv"])
+    assert pt.search_config(args)["eps"] == 0.021 and pt.search_config(args)["min_samples"] == 5

@@ -8,7 +8,6 @@ import torch
 import dwr
 from dwr.backbones.blocks import StemAdapter
 from dwr.cost import count_cost
-from dwr.errors import DwrError
 
 # BOPs per 224x224 image of the authors' ImageNet DWR networks (their birealnet.py).
 AUTHORS_BOPS = {"birealnet18_dwr": 1.672e9, "reactnet18_dwr": 2.121e9}
@@ -48,11 +47,18 @@ def test_adapter_is_scale_and_shift_then_copy_then_prelu():
     torch.testing.assert_close(y, want)
 
 
-def test_adapter_width_is_at_most_twice_the_stem():
-    with pytest.raises(DwrError, match="stem adapter"):
-        dwr.get_spec("birealnet18_dwr", widths=[129, 168, 378, 866])
-    spec = dwr.get_spec("birealnet18_dwr", widths=[40, 64, 64, 64])  # narrower than the stem
-    assert dwr.build(spec)(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
+def test_wider_adapters_take_more_copies_and_narrower_ones_slice():
+    ad = StemAdapter(3, 8).eval()
+    with torch.no_grad():
+        ad.act.weight.fill_(1.0)  # PReLU with slope 1: the identity
+    x = torch.randn(1, 3, 2, 2)
+    with torch.no_grad():
+        y = ad(x)
+    torch.testing.assert_close(y[:, 3:6], x)
+    torch.testing.assert_close(y[:, 6:8], x[:, :2])
+    for widths in ([40, 64, 64, 64], [200, 64, 64, 64]):  # narrower than the stem, > 2x
+        spec = dwr.get_spec("birealnet18_dwr", widths=widths)
+        assert dwr.build(spec)(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
 
 
 def test_other_models_have_no_adapter():

@@ -14,7 +14,7 @@ from dwr.engine.plan import _adapter_op
 from dwr.errors import DwrError
 
 
-@pytest.mark.parametrize("width", [5, 8, 13, 16])  # narrower, equal, between, twice
+@pytest.mark.parametrize("width", [5, 8, 13, 16, 21])  # narrower, equal, between, twice, more
 def test_adapter_op_matches_pytorch(width):
     torch.manual_seed(width)
     ad = StemAdapter(8, width)

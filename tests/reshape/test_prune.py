@@ -57,7 +57,7 @@ def test_prune_scales_when_a_step_jumps_over_the_window(monkeypatch):
     original, over = tiny()
     g = torch.Generator().manual_seed(0)
 
-    def fake(model, images, batch_size=64):
+    def fake(model, images, batch_size=64, tensor="stage"):
         a = torch.randn(17, 8, generator=g)
         b = torch.randn(35, 8, generator=g)
         # 10 e_g + e_(2+j): every pair inside a group at the same cosine distance 1/101
@@ -92,3 +92,48 @@ def test_check_reshaped():
         check_reshaped(over, get_spec("resnet18_cifar"))
     with pytest.raises(DwrError, match="family"):
         check_reshaped(get_spec("vgg_small_cifar"), get_spec("resnet20_cifar"))
+
+
+def test_conv_features_are_the_last_binary_conv_before_bn():
+    _, over = tiny()
+    model = build(over).eval()
+    x = torch.randn(6, 3, 32, 32)
+    seen = []
+    hooks = [s[-1].conv.register_forward_hook(lambda m, i, o: seen.append(o)) for s in model.stages]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    feats = stage_features(model, x, batch_size=6, tensor="conv")
+    for f, o in zip(feats, seen, strict=True):
+        assert torch.allclose(f, o.double().mean(0).flatten(1), atol=1e-5)
+    with pytest.raises(DwrError, match="unknown feature tensor"):
+        stage_features(model, x, tensor="bn")
+
+
+@pytest.mark.parametrize("tensor,min_samples", [("stage", 2), ("conv", 5)])
+def test_fixed_eps_widths_are_scaled_to_the_budget(tensor, min_samples):
+    original, over = tiny()
+    model = build(over)
+    budget = metric_value(original, "bops")
+    x = torch.randn(32, 3, 32, 32)
+    result = prune(model, x, budget, "bops", eps=0.05, min_samples=min_samples, tensor=tensor)
+    assert abs(result.cost["bops"] / budget - 1) <= 0.03
+    raw = over.replace(widths=tuple(result.raw_widths))
+    assert result.eps == 0.05 and result.bracket == []
+    # one factor for every stage: the widths keep the clustering's proportions (to rounding)
+    k = result.width_scale
+    assert all(
+        abs(w - r * k) <= 0.5 + 1e-9 for w, r in zip(result.spec.widths, raw.widths, strict=True)
+    )
+    assert result.spec.name.endswith("_pruned")
+
+
+def test_bad_clustering_knobs():
+    original, over = tiny()
+    model, x = build(over), torch.randn(8, 3, 32, 32)
+    budget = metric_value(original, "bops")
+    with pytest.raises(DwrError, match="eps must be in"):
+        prune(model, x, budget, eps=0.0)
+    with pytest.raises(DwrError, match="min_samples must be"):
+        prune(model, x, budget, min_samples=0)

@@ -84,7 +84,8 @@ def test_report_rows_and_budget(finished_run):
             assert key in row
         assert 0 <= row["top1"] <= 100
     original, naive, dwr = saved["rows"]
-    assert naive["depths"] == [1, 1, 1] and naive["widths"] == [6, 11, 23]
+    assert naive["depths"] == [1, 1, 1]
+    assert abs(naive["bops"] / original["bops"] - 1) <= 0.03  # scaled to the budget
     assert dwr["depths"] == [1, 1, 1]
     assert abs(dwr["bops"] / original["bops"] - 1) <= 0.03
     assert original["bops"] == metric_value(TINY, "bops")

@@ -43,11 +43,12 @@ class Stem(nn.Module):
 
 
 class StemAdapter(nn.Module):
-    """``PReLU(cat(BN(dwconv1x1(x)), x)[:, :width])``: ``C`` channels to ``width <= 2C``.
+    """``PReLU(cat(BN(dwconv1x1(x)), x, x, ...)[:, :width])``: ``C`` channels to ``width``.
 
     The DWR authors' ``Convalg`` (ImageNet DWR code): a per-channel scale and shift (a
     depthwise 1x1 conv and BN) of the stem's output, concatenated with that output itself and
-    sliced to stage 0's width, so stage 0 starts with a width-to-width binary conv.
+    sliced to stage 0's width, so stage 0 starts with a width-to-width binary conv. Their
+    widths are at most ``2C``; a wider (reshaped) stage 0 concatenates more copies of ``x``.
     """
 
     def __init__(self, in_channels: int, width: int) -> None:
@@ -58,7 +59,8 @@ class StemAdapter(nn.Module):
         self.act = nn.PReLU(width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.cat([self.bn(self.conv(x)), x], dim=1)[:, : self.width]
+        copies = max(1, -(-self.width // x.shape[1]) - 1)
+        out = torch.cat([self.bn(self.conv(x))] + [x] * copies, dim=1)[:, : self.width]
         return self.act(out)
 
 

@@ -13,8 +13,9 @@ applies ``strides[i]``.
 
 ``stem_adapter`` (the DWR authors' ``Convalg``, ImageNet DWR models): the stem's
 ``stem_width`` channels are widened to ``widths[0]`` by a cheap real-valued step,
-``PReLU(cat(BN(dwconv1x1(x)), x)[:, :widths[0]])``, so stage 0 starts with a
-width-to-width binary conv; it needs ``widths[0] <= 2 * stem_width``.
+``PReLU(cat(BN(dwconv1x1(x)), x, x, ...)[:, :widths[0]])``, so stage 0 starts with a
+width-to-width binary conv (the authors' widths need one copy of ``x``; a wider reshaped
+stage 0 takes more).
 """
 
 from __future__ import annotations
@@ -106,11 +107,6 @@ class BackboneSpec:
             raise DwrError(f"{label}: block_convs must be 1 or 2, got {self.block_convs}")
         if self.num_classes < 1 or self.in_channels < 1:
             raise DwrError(f"{label}: num_classes and in_channels must be >= 1")
-        if self.stem_adapter and self.widths[0] > 2 * self.stem_width:
-            raise DwrError(
-                f"{label}: the stem adapter widens {self.stem_width} channels to at most "
-                f"{2 * self.stem_width}, but stage 0 has width {self.widths[0]}"
-            )
 
     def _example(self, attr: str) -> tuple[int, ...]:
         return (1,) * len(self.strides) if attr == "depths" else (64,) * len(self.strides)

@@ -437,9 +437,9 @@ class Head(Op):
 class ChannelAdapter(Op):
     """The DWR authors' stem adapter on floats: ``prelu(scale * x[..., src] + shift)``.
 
-    ``PReLU(cat(BN(dwconv1x1(x)), x)[:, :O])`` with the depthwise conv and BN folded: output
-    channel ``o < C`` reads input ``o`` with that scale and shift, ``o >= C`` is the copy of
-    input ``o - C`` (scale 1, shift 0). A per-channel gather, multiply-add and PReLU in NumPy.
+    ``PReLU(cat(BN(dwconv1x1(x)), x, ...)[:, :O])`` with the depthwise conv and BN folded:
+    output channel ``o < C`` reads input ``o`` with that scale and shift, ``o >= C`` is a copy
+    of input ``o mod C`` (scale 1, shift 0). A per-channel gather, multiply-add and PReLU.
     """
 
     kind: ClassVar[str] = "channel_adapter"

@@ -117,7 +117,7 @@ def _stem_op(stem: nn.Module) -> FloatConv:
 
 def _adapter_op(adapter: nn.Module) -> ChannelAdapter | None:
     """The stem adapter (``stem_adapter`` specs) folded: depthwise 1x1 conv and BN become one
-    per-channel scale and shift of the first ``C`` outputs, the rest copy inputs ``o - C``."""
+    per-channel scale and shift of the first ``C`` outputs, the rest copy inputs ``o mod C``."""
     if type(adapter) is nn.Identity:
         return None
     if type(adapter) is not StemAdapter:
@@ -140,9 +140,9 @@ def _adapter_op(adapter: nn.Module) -> ChannelAdapter | None:
     if conv.bias is not None:
         b = b + a * _np(conv.bias)
     o = adapter.width
-    src = np.concatenate([np.arange(c), np.arange(c)])[:o]
-    scale = np.concatenate([dw, np.ones(c)])[:o]
-    shift = np.concatenate([b, np.zeros(c)])[:o]
+    src = np.arange(o) % c
+    scale = np.where(np.arange(o) < c, np.resize(dw, o), 1.0)
+    shift = np.where(np.arange(o) < c, np.resize(b, o), 0.0)
     slope = _np(adapter.act.weight).reshape(-1)
     if slope.size == 1:
         slope = np.full(o, slope[0])

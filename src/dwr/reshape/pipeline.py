@@ -3,9 +3,12 @@
 Stages (each writes ``DIR/<stage>/`` and, when finished, ``DIR/<stage>/done.json``):
 
 1. ``original``: train the original backbone (the baseline and the budget).
-2. ``naive``: train the naive reshaped backbone (depth / s, width * sqrt(s)) from scratch.
+2. ``naive``: train the naive reshaped backbone (depth / s, width * sqrt(s)), its widths
+   scaled by one factor to the original's budget (rounding depths changes the cost: ResNet-20
+   at s=2 would otherwise cost 1.27x), from scratch.
 3. ``pretrain``: briefly train the naive backbone widened by ``overparam``.
-4. ``prune``: cluster its channels (DBSCAN, cosine) to the original's budget.
+4. ``prune``: cluster its channels (DBSCAN, cosine) to the original's budget (``tensor``,
+   ``min_samples``, ``eps``: see :func:`dwr.reshape.prune.prune`).
 5. ``dwr``: train the pruned (DWR) backbone from scratch.
 
 ``original``, ``naive`` and ``dwr`` use the same recipe and epochs; top-1 is the last epoch's
@@ -24,7 +27,13 @@ from typing import Any
 
 from dwr.backbones import BackboneSpec, get_spec
 from dwr.errors import DwrError
-from dwr.reshape.budget import TOLERANCE, check_metric, metric_value, spec_cost
+from dwr.reshape.budget import (
+    TOLERANCE,
+    check_metric,
+    metric_value,
+    scale_to_budget,
+    spec_cost,
+)
 from dwr.reshape.naive import naive_reshape, scale_widths
 from dwr.reshape.prune import MIN_SAMPLES_IMAGES, PruneResult, prune
 from dwr.reshape.report import remove_report, write_json, write_report
@@ -34,6 +43,8 @@ STAGES = ("original", "naive", "pretrain", "prune", "dwr")
 DIGITS_EPOCHS = 10
 #: Pre-training is brief: this fraction of the full epochs (at least 1).
 PRETRAIN_FRACTION = 1 / 3
+#: The clustering knobs' defaults (also what runs saved before they existed used).
+CLUSTER_DEFAULTS = {"min_samples": 2, "eps": None, "cluster_on": "stage"}
 
 
 def _log(quiet: bool, msg: str) -> None:
@@ -75,13 +86,16 @@ def prune_checkpoint(
     samples: int,
     seed: int,
     name: str,
+    **cluster: Any,
 ) -> PruneResult:
     """Cluster the stage features of a pre-trained checkpoint on ``samples`` training images
-    (drawn with ``seed``) and prune it to ``budget``."""
+    (drawn with ``seed``) and prune it to ``budget``; ``cluster`` holds :func:`prune`'s
+    ``min_samples``, ``eps`` and ``tensor``."""
     from dwr.train import load_checkpoint
 
     net = load_checkpoint(checkpoint)
-    return prune(net, data.sample(samples, seed=seed), budget, budget_metric, name=name)
+    images = data.sample(samples, seed=seed)
+    return prune(net, images, budget, budget_metric, name=name, **cluster)
 
 
 def search_dwr_spec(
@@ -97,10 +111,12 @@ def search_dwr_spec(
     samples: int = 256,
     seed: int = 0,
     quiet: bool = True,
+    **cluster: Any,
 ) -> PruneResult:
     """Steps 2-3 of the method on their own (resumable under ``out_dir/pretrain``): pre-train
-    :func:`pretrain_spec`, then prune it to the original's ``budget_metric``. ``dwr run`` runs
-    the same two steps as separate stages; ``benchmarks/paper_table.py`` calls this."""
+    :func:`pretrain_spec`, then prune it to the original's ``budget_metric`` (``cluster``:
+    :func:`prune`'s ``min_samples``, ``eps``, ``tensor``). ``dwr run`` runs the same two steps
+    as separate stages; ``benchmarks/paper_table.py`` calls this."""
     from dwr.train import train
 
     wide = pretrain_spec(original, factor, overparam)
@@ -117,7 +133,7 @@ def search_dwr_spec(
     budget = metric_value(original, budget_metric, tuple(data.input_size))
     last = result.get("last_checkpoint", result["checkpoint"])
     name = f"{original.name or original.family}_dwr{factor:g}"
-    return prune_checkpoint(last, data, budget, budget_metric, samples, seed, name)
+    return prune_checkpoint(last, data, budget, budget_metric, samples, seed, name, **cluster)
 
 
 def run_pipeline(
@@ -137,6 +153,9 @@ def run_pipeline(
     seed: int = 0,
     resume: bool = False,
     quiet: bool = False,
+    min_samples: int = 2,
+    eps: float | None = None,
+    cluster_on: str = "stage",
 ) -> dict[str, Any]:
     """Run (or resume) the DWR method; returns the report dict also written to ``out_dir``.
 
@@ -174,6 +193,7 @@ def run_pipeline(
     wide = pretrain_spec(original, factor, overparam)
     size = tuple(data.input_size)
     budget = metric_value(original, budget_metric, size)
+    naive = scale_to_budget(naive, budget, budget_metric, size)
     top = metric_value(wide, budget_metric, size)
     if top < budget * (1 - TOLERANCE):
         raise DwrError(
@@ -200,6 +220,9 @@ def run_pipeline(
         "budget_metric": budget_metric,
         "samples": samples,
         "seed": seed,
+        "min_samples": min_samples,
+        "eps": eps,
+        "cluster_on": cluster_on,
     }
     out.mkdir(parents=True, exist_ok=True)
     cfg_path = out / "config.json"
@@ -210,6 +233,7 @@ def run_pipeline(
                 "another --out"
             )
         old = _read_done(cfg_path) or {}
+        old = {**CLUSTER_DEFAULTS, **old}  # runs from before these knobs used the defaults
         changed = sorted(k for k in config if old.get(k) != config[k])
         if changed:
             raise DwrError(
@@ -277,7 +301,19 @@ def run_pipeline(
     def prune_fn() -> dict[str, Any]:
         ckpt = done["pretrain"]["checkpoint"]
         name = f"{base}_dwr{factor:g}"
-        return prune_checkpoint(ckpt, data, budget, budget_metric, samples, seed, name).to_dict()
+        found = prune_checkpoint(
+            ckpt,
+            data,
+            budget,
+            budget_metric,
+            samples,
+            seed,
+            name,
+            min_samples=min_samples,
+            eps=eps,
+            tensor=cluster_on,
+        )
+        return found.to_dict()
 
     done["prune"] = stage(
         "prune",
@@ -304,6 +340,7 @@ def run_pipeline(
         "pretrain_epochs": pretrain_epochs,
         "samples": samples,
         "seed": seed,
+        "cluster": {"tensor": cluster_on, "min_samples": min_samples, "eps": eps},
         "budget_metric": budget_metric,
         "budget": budget,
         "dwr_vs_budget": dwr_cost / budget,

@@ -1,12 +1,18 @@
 """Pruning by clustering: the DWR step from an over-parameterised BNN to a budgeted one.
 
-1. Run sample images, take each stage's mean channel maps (:mod:`dwr.reshape.features`).
-2. DBSCAN (cosine) per stage; width = clusters + noise (:mod:`dwr.reshape.cluster`).
-3. Bisect eps so the network's cost lands within +-3% of the budget.
-4. DBSCAN widths are a step function of eps; when the step jumps over the +-3% window, take
-   the bracket's over-budget widths (the *raw* clustering widths) and scale every stage by one
+1. Run sample images, take each stage's mean channel maps (:mod:`dwr.reshape.features`):
+   of the stage outputs (``tensor="stage"``) or of each stage's last binary conv before BN
+   (``"conv"``, as the DWR authors).
+2. DBSCAN (cosine, ``min_samples``) per stage; width = clusters + noise
+   (:mod:`dwr.reshape.cluster`).
+3. ``eps=None``: bisect eps so the network's cost lands within +-3% of the budget. DBSCAN
+   widths are a step function of eps; when the step jumps over the +-3% window, take the
+   bracket's over-budget widths (the *raw* clustering widths) and scale every stage by one
    factor ``k < 1`` (bisection, :func:`dwr.reshape.budget.find_width_scale`) into the window.
-   Widths therefore never exceed the pre-trained network's.
+   Widths then never exceed the pre-trained network's.
+4. A fixed ``eps`` (the authors set it by hand): the raw widths at that eps give each stage's
+   share (its redundancy), and one factor ``k`` (below or above 1) scales them to the budget.
+   Either way the result is within +-3% of the budget.
 
 The result is a spec (depths, strides and stem of the pre-trained network, new widths); the
 pruned network is trained from scratch.
@@ -29,7 +35,7 @@ from dwr.reshape.budget import (
     metric_value,
     spec_cost,
 )
-from dwr.reshape.cluster import search_eps
+from dwr.reshape.cluster import search_eps, widths_for_eps
 from dwr.reshape.features import stage_features
 
 MIN_SAMPLES_IMAGES = 8
@@ -50,6 +56,10 @@ class PruneResult:
     raw_cost: float  # metric value of the raw clustering widths
     from_widths: list[int] = field(default_factory=list)
     bracket: list[dict] = field(default_factory=list)
+
+    def with_name(self, name: str) -> PruneResult:
+        self.spec = self.spec.replace(name=name)
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,14 +97,17 @@ def prune(
     *,
     tol: float = TOLERANCE,
     min_samples: int = 2,
+    eps: float | None = None,
+    tensor: str = "stage",
     batch_size: int = 64,
     name: str | None = None,
 ) -> PruneResult:
     """Cluster ``model``'s stage channels on ``images`` and pick widths that meet ``budget``.
 
     ``model`` is a trained :class:`~dwr.backbones.model.Backbone`; costs are counted for one
-    image of ``images``' size. Raises :class:`DwrError` for too few images or a budget no
-    eps reaches.
+    image of ``images``' size. ``eps=None`` bisects eps to the budget; a number clusters at
+    that eps and scales the widths to the budget. Raises :class:`DwrError` for too few
+    images, a bad ``eps``/``min_samples`` or a budget no eps reaches.
     """
     check_metric(metric)
     spec: BackboneSpec | None = getattr(model, "spec", None)
@@ -106,8 +119,17 @@ def prune(
         raise DwrError(
             f"clustering needs at least {MIN_SAMPLES_IMAGES} sample images, got {images.shape[0]}"
         )
+    if int(min_samples) != min_samples or min_samples < 1:
+        raise DwrError(f"min_samples must be a positive integer, got {min_samples}")
+    if eps is not None and not 0 < eps <= 2:
+        raise DwrError(f"eps must be in (0, 2] (a cosine distance), got {eps}")
     input_size = tuple(int(v) for v in images.shape[1:])
-    feats = stage_features(model, images, batch_size)
+    feats = stage_features(model, images, batch_size, tensor=tensor)
+    base = (spec.name or spec.family).removesuffix("_pretrain")
+    if eps is not None:
+        return _prune_at_eps(
+            spec, feats, budget, metric, input_size, tol, min_samples, eps
+        ).with_name(name or f"{base}_pruned")
 
     def cost_of(widths: list[int]) -> float:
         return metric_value(spec.replace(widths=tuple(widths)), metric, input_size)
@@ -123,7 +145,6 @@ def prune(
         scale, final = find_width_scale(
             spec.replace(widths=tuple(raw_widths)), budget, metric, input_size, tol
         )
-    base = (spec.name or spec.family).removesuffix("_pretrain")
     final = final.replace(name=name or f"{base}_pruned")
     return PruneResult(
         spec=final,
@@ -136,4 +157,31 @@ def prune(
         raw_cost=float(raw_cost),
         from_widths=list(spec.widths),
         bracket=found.bracket,
+    )
+
+
+def _prune_at_eps(
+    spec: BackboneSpec,
+    feats: list,
+    budget: float,
+    metric: str,
+    input_size: tuple[int, ...],
+    tol: float,
+    min_samples: int,
+    eps: float,
+) -> PruneResult:
+    """Widths in proportion to the clustering widths at ``eps``, scaled to the budget."""
+    raw_widths = widths_for_eps(feats, eps, min_samples)
+    raw = spec.replace(widths=tuple(raw_widths))
+    scale, final = find_width_scale(raw, budget, metric, input_size, tol)
+    return PruneResult(
+        spec=final,
+        eps=float(eps),
+        raw_widths=list(raw_widths),
+        width_scale=float(scale),
+        budget=float(budget),
+        metric=metric,
+        cost=spec_cost(final, input_size).totals(),
+        raw_cost=metric_value(raw, metric, input_size),
+        from_widths=list(spec.widths),
     )

@@ -59,6 +59,8 @@ def markdown(report: dict[str, Any]) -> str:
         else f"no eps landed within ±3%, so the over-budget clustering widths {p['raw_widths']} "
         f"were scaled by {p['width_scale']:.4f}"
     )
+    if (report.get("cluster") or {}).get("eps") is not None:  # a fixed eps: widths by share
+        how = f"these widths were scaled by {p['width_scale']:.4f} to the budget"
     lines += [
         "",
         f"Pruning: the pre-trained network (widths {p['from_widths']}, "

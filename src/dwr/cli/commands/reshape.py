@@ -12,6 +12,47 @@ from dwr.errors import DwrError
 COLUMNS = ("depths", "widths", "bops", "flops", "ops", "params", "activations")
 
 
+def eps_type(text: str) -> float | None:
+    """``--eps``: ``auto`` (bisect to the budget) or a cosine distance in (0, 2]."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        eps = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or a number, got {text!r}") from None
+    if not 0 < eps <= 2:
+        raise argparse.ArgumentTypeError(f"must be in (0, 2] (a cosine distance), got {text}")
+    return eps
+
+
+def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
+    """The clustering protocol's knobs (docs/method.md compares them)."""
+    p.add_argument(
+        "--cluster-on",
+        choices=("stage", "conv"),
+        default="stage",
+        help="cluster each stage's output (default) or its last binary conv's output before BN",
+    )
+    p.add_argument(
+        "--min-samples",
+        type=int,
+        default=2,
+        help="DBSCAN min_samples (2)",
+    )
+    p.add_argument(
+        "--eps",
+        type=eps_type,
+        default=None,
+        metavar="auto|EPS",
+        help="auto: bisect eps to the budget (default); a number: widths at that eps, scaled "
+        "to the budget",
+    )
+
+
+def cluster_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {"min_samples": args.min_samples, "eps": args.eps}
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reshape", help="naive depth-width reshaping of a backbone")
     add_model_arguments(p)
@@ -31,6 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_data_arguments(p, download=False)
     p.add_argument("--samples", type=int, default=256, help="images to cluster on (256)")
+    add_cluster_arguments(p)
     p.add_argument("--budget", default="original", help="'original' (default) or a number")
     p.add_argument("--budget-metric", default="bops", choices=("bops", "ops"))
     p.add_argument("--seed", type=int, default=0, help="which sample images")
@@ -63,6 +105,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--budget-metric", default="bops", choices=("bops", "ops"))
     p.add_argument("--samples", type=int, default=256, help="images to cluster on (256)")
+    add_cluster_arguments(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="skip stages that finished")
     p.add_argument("--quiet", action="store_true")
@@ -159,7 +202,9 @@ def run_prune(args: argparse.Namespace) -> int:
     original = _data_spec(original, data)
     images = data.sample(args.samples, seed=args.seed)
     budget = resolve_budget(args.budget, args.budget_metric, original, data.input_size)
-    result = prune(model, images, budget, args.budget_metric)
+    result = prune(
+        model, images, budget, args.budget_metric, tensor=args.cluster_on, **cluster_kwargs(args)
+    )
     out = result.to_dict()
     if args.out:
         from dwr.reshape.report import write_json
@@ -202,6 +247,8 @@ def run_run(args: argparse.Namespace) -> int:
         seed=args.seed,
         resume=args.resume,
         quiet=args.quiet,
+        cluster_on=args.cluster_on,
+        **cluster_kwargs(args),
     )
     if args.quiet:
         print(Path(args.out) / "report.md")

@@ -1,0 +1,328 @@
+"""``dwr convert`` (checkpoint or model name -> engine file) and ``dwr predict`` (classify
+images with an engine file or a checkpoint).
+
+``dwr predict model.dwre ...`` never imports PyTorch: the engine runtime needs only NumPy,
+Pillow and the compiled kernels. A checkpoint (for either command) needs PyTorch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from dwr.cli.options import int_in, print_json, threads_type
+from dwr.errors import DwrError
+from dwr.limits import MAX_BATCH
+
+#: Files a directory argument of ``dwr predict`` is searched for (recursively).
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+#: CIFAR-10's label names (its ``batches.meta``), for checkpoints that did not record them.
+CIFAR10_CLASSES = (
+    "airplane automobile bird cat deer dog frog horse ship truck".split()  # noqa: SIM905
+)
+_MAGIC = b"DWRENGN\0"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "convert",
+        help="compile a checkpoint (or a registered model, random weights) to an engine file",
+    )
+    p.add_argument("model", metavar="CHECKPOINT|NAME", help="checkpoint file or registered model")
+    p.add_argument("-o", "--out", required=True, metavar="FILE", help="engine file to write")
+    p.add_argument("--class-names", metavar="FILE", help="text file with one class name per line")
+    p.add_argument("--threads", type=threads_type, default=1, help="threads for the timing (1)")
+    p.add_argument(
+        "--repeats", type=int_in(1, 10_000, "repeats"), default=20, help="timed runs (20)"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_convert)
+
+    p = sub.add_parser("predict", help="classify images with an engine file or a checkpoint")
+    p.add_argument("model", metavar="MODEL", help="engine file (.dwre) or checkpoint")
+    p.add_argument("inputs", metavar="IMAGE|DIR", nargs="+", help="image files or directories")
+    p.add_argument("--top-k", type=int_in(1, 100_000, "top-k"), default=5, help="labels (5)")
+    p.add_argument(
+        "--batch", type=int_in(1, MAX_BATCH, "batch"), default=8, help="images per call (8)"
+    )
+    p.add_argument("--threads", type=threads_type, default=1, help="engine threads (1)")
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
+    p.set_defaults(func=run_predict)
+
+
+# -- convert ---------------------------------------------------------------------------------
+def _looks_like_path(arg: str) -> bool:
+    return os.sep in arg or arg.endswith((".ckpt", ".pt", ".pth"))
+
+
+def _from_checkpoint(path: str) -> tuple[Any, dict[str, Any]]:
+    """The model of a checkpoint and its data description (``ckpt["dwr"]``)."""
+    try:
+        from dwr.train.checkpoint import load_checkpoint, read_checkpoint
+    except ImportError as exc:
+        raise DwrError(f"reading checkpoint {path!r} needs PyTorch and Lightning ({exc})") from None
+    meta = read_checkpoint(path)["dwr"]
+    return load_checkpoint(path), meta if isinstance(meta, dict) else {}
+
+
+def _numbers(values: Any, n: int) -> tuple[float, ...] | None:
+    if isinstance(values, list) and len(values) == n:
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            return tuple(float(v) for v in values)
+    return None
+
+
+def data_preprocessing(meta: dict[str, Any], spec: Any) -> tuple[Any, list[str], str]:
+    """``(Preprocess, class names, where they came from)`` for a model trained on the data set
+    a checkpoint names (``meta``), or on the data its spec suggests (no ``dataset``)."""
+    from dwr.engine import Preprocess
+
+    dataset = meta.get("dataset")
+    size = meta.get("input_size")
+    c, h, w = tuple(size) if isinstance(size, list) and len(size) == 3 else spec.input_size
+    mean, std = _numbers(meta.get("mean"), c), _numbers(meta.get("std"), c)
+    resize, source = h, f"data set {dataset}"
+    if dataset == "imagefolder" or (dataset is None and spec.stem == "imagenet"):
+        from dwr.data.imagefolder import CROP, MEAN, RESIZE, STD
+
+        resize = round(h * RESIZE / CROP)  # shorter side 256 before the 224 crop
+        mean, std = mean or MEAN, std or STD
+    elif dataset in ("cifar10", "cifar100") or dataset is None:
+        from dwr.data.cifar import CIFAR
+
+        info = CIFAR[dataset or "cifar10"]
+        mean, std = mean or info.mean, std or info.std
+    elif dataset == "digits" and not (mean and std):
+        from dwr.data.digits import digits_bundle
+
+        bundle = digits_bundle()
+        mean, std = bundle.mean, bundle.std
+    if dataset is None:
+        source = f"defaults for a {spec.stem} stem (no data set recorded)"
+    if mean is None or std is None or len(mean) != c:
+        raise DwrError(f"no normalisation known for data set {dataset!r}; retrain with dwr train")
+    names = meta.get("class_names")
+    if not (isinstance(names, list) and len(names) == spec.num_classes):
+        names = [str(i) for i in range(spec.num_classes)]
+        if dataset == "cifar10" and spec.num_classes == 10:
+            names = list(CIFAR10_CLASSES)
+    return Preprocess((c, h, w), max(resize, h, w), tuple(mean), tuple(std)), names, source
+
+
+def _read_class_names(path: str, num_classes: int) -> list[str]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DwrError(f"cannot read class names from {path!r}: {exc}") from None
+    names = [line.strip() for line in lines if line.strip()]
+    if len(names) != num_classes:
+        raise DwrError(f"{path} has {len(names)} class names; the model has {num_classes} classes")
+    return names
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from dwr.files import check_writable_file
+
+    check_writable_file(args.out, "-o")
+    import numpy as np
+
+    import dwr.engine as engine
+    from dwr.backbones import create_model
+    from dwr.cost import count_cost
+    from dwr.engine.bench import measure
+
+    if os.path.exists(args.model):
+        model, meta = _from_checkpoint(args.model)
+    elif _looks_like_path(args.model):
+        raise DwrError(f"checkpoint {args.model!r} does not exist")
+    else:
+        model, meta = create_model(args.model).eval(), {}  # random weights, for benchmarking
+    spec = model.spec
+    pre, names, source = data_preprocessing(meta, spec)
+    if args.class_names:
+        names, source = _read_class_names(args.class_names, spec.num_classes), args.class_names
+    comp = engine.convert(model, preprocess=pre, class_names=names)
+    comp.save(args.out)
+    engine.set_num_threads(args.threads)
+    x = np.random.default_rng(0).standard_normal((1, *pre.input_size)).astype(np.float32)
+    timing = measure(lambda: comp(x), repeats=args.repeats)
+    engine.set_num_threads(1)
+    cost = count_cost(model, pre.input_size).totals()
+    result = {
+        "out": str(args.out),
+        "model": spec.name or spec.family,
+        "source": "checkpoint" if meta else "registered model (random weights)",
+        "bytes": os.path.getsize(args.out),
+        "format": engine.FORMAT_VERSION,
+        "preprocess": {**pre.to_dict(), "from": source},
+        "classes": len(names),
+        "cost": cost,
+        "latency_ms": {**timing.to_dict(), "threads": args.threads, "batch": 1},
+        "kernel": engine.kernel_isa(),
+    }
+    if args.json:
+        print_json(result)
+        return 0
+    c, h, w = pre.input_size
+    print(
+        f"wrote {args.out} ({result['bytes'] / 2**20:.2f} MiB, engine format "
+        f"{result['format']}): {result['model']} from {result['source']}"
+    )
+    print(
+        f"input {c}x{h}x{w} (resize {pre.resize}, mean {_fmt_list(pre.mean)}, std "
+        f"{_fmt_list(pre.std)}; {source}), {len(names)} classes ({_first_names(names)})"
+    )
+    print(
+        f"cost: BOPs {cost['bops']:.3e}  FLOPs {cost['flops']:.3e}  OPs {cost['ops']:.3e}  "
+        f"params {cost['params']:,}  storage {cost['storage_bytes'] / 2**20:.2f} MiB"
+    )
+    print(
+        f"latency: {timing.min_ms:.2f} ms min, {timing.median_ms:.2f} ms median (batch 1, "
+        f"{args.threads} thread{'s' if args.threads > 1 else ''}, kernel {result['kernel']})"
+    )
+    return 0
+
+
+def _first_names(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+
+
+def _fmt_list(values: tuple[float, ...]) -> str:
+    return "[" + ", ".join(f"{v:.4g}" for v in values) + "]"
+
+
+# -- predict ---------------------------------------------------------------------------------
+def _error(message: str) -> None:
+    print(f"dwr: error: {message}", file=sys.stderr)
+
+
+def load_model(path: str):
+    """An engine file, or a checkpoint compiled on the fly (needs PyTorch), with its
+    preprocessing; :class:`DwrError` if neither or if it records no preprocessing."""
+    import dwr.engine as engine
+
+    if not os.path.exists(path):
+        raise DwrError(f"model {path!r} does not exist")
+    if path.endswith(".dwre") or not os.path.isfile(path) or _has_engine_magic(path):
+        comp = engine.load(path)
+        if comp.preprocess is None or comp.class_names is None:
+            raise DwrError(
+                f"{path} records no preprocessing or class names (an engine file of format 2, "
+                f"or saved without them); re-create it with 'dwr convert CHECKPOINT -o {path}'"
+            )
+        return comp
+    model, meta = _from_checkpoint(path)
+    pre, names, _ = data_preprocessing(meta, model.spec)
+    return engine.convert(model, preprocess=pre, class_names=names)
+
+
+def _has_engine_magic(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(_MAGIC)) == _MAGIC
+    except OSError:
+        return False
+
+
+def collect_images(inputs: list[str]) -> tuple[list[Path], list[str]]:
+    """Image paths in order (files as given, directories searched for image suffixes) and one
+    message per input that yields nothing."""
+    paths: list[Path] = []
+    problems: list[str] = []
+    for arg in inputs:
+        p = Path(arg)
+        if p.is_dir():
+            found = sorted(
+                f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
+            )
+            if not found:
+                problems.append(
+                    f"{arg}: no images in this directory (looked for "
+                    f"{', '.join(sorted(IMAGE_SUFFIXES))})"
+                )
+            paths.extend(found)
+        elif p.exists():
+            paths.append(p)
+        else:
+            problems.append(f"{arg}: no such file or directory")
+    return paths, problems
+
+
+def _top_k(logits, k: int, names: list[str]) -> list[dict[str, Any]]:
+    import numpy as np
+
+    z = logits - logits.max()
+    prob = np.exp(z) / np.exp(z).sum()
+    order = np.argsort(-prob, kind="stable")[:k]
+    return [{"label": names[i], "index": int(i), "score": float(prob[i])} for i in order]
+
+
+def _progress(total: int, quiet: bool):
+    """A rich progress bar on stderr, or a no-op when quiet or not on a terminal."""
+    if quiet or total < 2 or not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+    from rich.progress import Progress
+
+    # on a terminal the result lines go through the bar's console, so they do not tear it
+    tty_out = sys.stdout.isatty()
+    bar = Progress(
+        console=Console(stderr=True), transient=True, redirect_stdout=tty_out, redirect_stderr=True
+    )
+    bar.start()
+    return bar, bar.add_task("classifying", total=total)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    import dwr.engine as engine
+
+    comp = load_model(args.model)
+    engine.set_num_threads(args.threads)
+    pre, names = comp.preprocess, comp.class_names
+    k = min(args.top_k, len(names))
+    paths, problems = collect_images(args.inputs)
+    for message in problems:
+        _error(message)
+    failed = len(problems)
+    progress = _progress(len(paths), args.json)
+    try:
+        for start in range(0, len(paths), args.batch):
+            batch, arrays = [], []
+            for path in paths[start : start + args.batch]:
+                try:
+                    arrays.append(pre.load(path))
+                    batch.append(path)
+                except DwrError as exc:
+                    _error(str(exc))
+                    failed += 1
+            if arrays:
+                logits = comp(np.stack(arrays))
+                for path, row in zip(batch, logits, strict=True):
+                    _print_prediction(str(path), _top_k(row, k, names), args.json)
+            if progress:
+                progress[0].advance(progress[1], len(paths[start : start + args.batch]))
+    finally:
+        if progress:
+            progress[0].stop()
+        engine.set_num_threads(1)
+    return 2 if failed else 0
+
+
+def _print_prediction(path: str, top: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        import json
+
+        print(json.dumps({"path": path, "top_k": top}), flush=True)
+        return
+    labels = "  ".join(f"{t['label']} {_score(t['score'])}" for t in top)
+    print(f"{path}  {labels}", flush=True)
+
+
+def _score(p: float) -> str:
+    return f"{p:.3f}" if p >= 1e-3 or p == 0 or not math.isfinite(p) else f"{p:.1e}"

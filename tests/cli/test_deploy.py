@@ -1,0 +1,286 @@
+"""``dwr convert`` and ``dwr predict``: engine files with their preprocessing, predictions that
+agree with PyTorch, one line per bad input, and a ``predict`` that never imports PyTorch."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import dwr
+import dwr.engine as engine
+from dwr.cli.main import main
+from dwr.engine.compiled import _PREFIX, FORMAT_VERSION, MAGIC
+
+BLOCKER = '''
+import sys
+
+class _NoTorch:
+    """Makes ``import torch`` fail, as on a machine without PyTorch."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError(f"{name} is blocked: this runtime has no PyTorch")
+        return None
+
+sys.meta_path.insert(0, _NoTorch())
+'''
+
+
+def _run(capsys, *args: str) -> tuple[int, str, str]:
+    rc = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A tiny resnet20 trained for two batches on digits (real checkpoint, real metadata)."""
+    from dwr.data import load_dataset
+    from dwr.train import train
+
+    spec = dwr.get_spec("resnet20_cifar", depths=[1, 1, 1], widths=[8, 8, 8])
+    out = tmp_path_factory.mktemp("run")
+    overrides = {"epochs": 1, "train_batches": 1, "batch_size": 16, "workers": 0}
+    result = train(spec, load_dataset("digits"), out, overrides=overrides, quiet=True)
+    return Path(result["checkpoint"])
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    """A directory of images in several modes, a non-image, a broken PNG and a subfolder."""
+    d = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    (d / "sub").mkdir()
+    Image.fromarray(rng.integers(0, 256, (40, 52, 3), dtype=np.uint8)).save(d / "rgb.png")
+    Image.fromarray(rng.integers(0, 256, (33, 33), dtype=np.uint8)).save(d / "sub" / "grey.jpg")
+    Image.fromarray(rng.integers(0, 256, (30, 60, 4), dtype=np.uint8)).save(d / "rgba.png")
+    (d / "notes.txt").write_text("not an image, and not looked at")
+    (d / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))
+    return d
+
+
+@pytest.fixture(scope="module")
+def engine_file(tmp_path_factory, checkpoint) -> Path:
+    path = tmp_path_factory.mktemp("eng") / "model.dwre"
+    assert main(["convert", str(checkpoint), "-o", str(path)]) == 0
+    return path
+
+
+def test_convert_a_checkpoint(capsys, checkpoint, tmp_path):
+    from dwr.data import load_dataset
+
+    rc, out, err = _run(capsys, "convert", checkpoint, "-o", tmp_path / "m.dwre")
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith(f"wrote {tmp_path / 'm.dwre'}") and "engine format 3" in lines[0]
+    assert lines[2].startswith("cost: BOPs") and lines[3].startswith("latency: ")
+    comp = engine.load(tmp_path / "m.dwre")
+    data = load_dataset("digits")
+    assert comp.preprocess.input_size == (3, 32, 32) and comp.preprocess.resize == 32
+    np.testing.assert_allclose(comp.preprocess.mean, data.mean, rtol=1e-6)
+    np.testing.assert_allclose(comp.preprocess.std, data.std, rtol=1e-6)
+    assert comp.class_names == data.class_names
+
+
+def test_convert_json_and_a_registered_name(capsys, tmp_path):
+    rc, out, _ = _run(
+        capsys, "convert", "birealnet18", "-o", tmp_path / "b.dwre", "--json", "--repeats", "2"
+    )
+    assert rc == 0
+    r = json.loads(out)
+    assert r["format"] == FORMAT_VERSION and r["source"].startswith("registered model")
+    assert r["preprocess"]["input_size"] == [3, 224, 224] and r["preprocess"]["resize"] == 256
+    assert r["cost"]["bops"] > 1e9 and r["latency_ms"]["min_ms"] > 0
+    assert r["classes"] == 1000 and r["bytes"] == (tmp_path / "b.dwre").stat().st_size
+
+
+def test_convert_with_class_names_file(capsys, tmp_path):
+    (tmp_path / "names.txt").write_text("\n".join(f"digit {i}" for i in range(10)) + "\n")
+    args = ("convert", "resnet20_cifar", "-o", tmp_path / "m.dwre", "--repeats", "2")
+    rc, _, err = _run(capsys, *args, "--class-names", tmp_path / "names.txt")
+    assert rc == 0, err
+    assert engine.load(tmp_path / "m.dwre").class_names[3] == "digit 3"
+    (tmp_path / "few.txt").write_text("a\nb\n")
+    rc, _, err = _run(capsys, *args, "--class-names", tmp_path / "few.txt")
+    assert rc == 2 and "has 2 class names; the model has 10" in err
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["nope.ckpt"], "does not exist"),
+        (["no_such_model"], "unknown model"),
+        (["resnet20_cifar", "--repeats", "0"], "repeats must be"),
+    ],
+)
+def test_convert_bad_input(capsys, tmp_path, args, match):
+    rc, out, err = _run(capsys, "convert", *args, "-o", tmp_path / "m.dwre")
+    assert rc == 2 and match in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m.dwre").exists()
+
+
+def test_convert_refuses_an_unwritable_output_before_working(capsys, tmp_path):
+    (tmp_path / "file").write_text("x")
+    rc, out, err = _run(capsys, "convert", "resnet20_cifar", "-o", tmp_path / "file" / "m.dwre")
+    assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1
+
+
+def test_predict_a_directory_goes_on_past_bad_images(capsys, engine_file, images, tmp_path):
+    (tmp_path / "empty").mkdir()
+    args = [engine_file, images, tmp_path / "empty", tmp_path / "missing.png", "--top-k", "3"]
+    rc, out, err = _run(capsys, "predict", *args)
+    assert rc == 2
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines] == [
+        str(images / "rgb.png"),
+        str(images / "rgba.png"),
+        str(images / "sub" / "grey.jpg"),
+    ]
+    assert all(len(line.split()) == 1 + 2 * 3 for line in lines)
+    errors = err.strip().splitlines()
+    assert len(errors) == 3 and all(e.startswith("dwr: error: ") for e in errors)
+    assert "broken.png" in err and "no images in this directory" in err
+    assert "missing.png: no such file" in err and "Traceback" not in err
+
+
+def test_predict_json_matches_the_pytorch_model(capsys, checkpoint, engine_file, images):
+    from dwr.train import load_checkpoint
+
+    rc, out, err = _run(capsys, "predict", engine_file, images / "rgb.png", "--json")
+    assert rc == 0, err
+    (row,) = [json.loads(line) for line in out.splitlines()]
+    assert row["path"] == str(images / "rgb.png") and len(row["top_k"]) == 5
+    scores = [t["score"] for t in row["top_k"]]
+    assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1 + 1e-6
+    comp = engine.load(engine_file)
+    x = comp.preprocess.load(images / "rgb.png")[None]
+    with torch.no_grad():
+        ref = load_checkpoint(checkpoint)(torch.from_numpy(x))[0]
+    assert row["top_k"][0]["index"] == int(ref.argmax())
+    prob = torch.softmax(ref, 0)
+    np.testing.assert_allclose(scores, prob.sort(descending=True).values[:5], atol=1e-4)
+
+
+def test_batches_and_threads_give_the_same_answers(capsys, engine_file, images):
+    rc, one, _ = _run(capsys, "predict", engine_file, images, "--json", "--batch", "1")
+    rc2, many, _ = _run(
+        capsys, "predict", engine_file, images, "--json", "--batch", "3", "--threads", "2"
+    )
+    assert rc == rc2 == 2  # the broken PNG
+    assert [json.loads(x)["top_k"][0] for x in one.splitlines()] == [
+        json.loads(x)["top_k"][0] for x in many.splitlines()
+    ]
+
+
+def test_predict_with_a_checkpoint(capsys, checkpoint, engine_file, images):
+    rc, from_ckpt, err = _run(capsys, "predict", checkpoint, images / "rgb.png", "--top-k", "1")
+    assert rc == 0, err
+    rc, from_file, _ = _run(capsys, "predict", engine_file, images / "rgb.png", "--top-k", "1")
+    assert from_ckpt == from_file
+
+
+def _with_version(blob: bytes, version: int, drop: tuple[str, ...] = ()) -> bytes:
+    _, _, _, hlen, _, _ = _PREFIX.unpack_from(blob)
+    body = blob[_PREFIX.size :]
+    header, payload = json.loads(body[:hlen]), body[hlen:]
+    for key in drop:
+        del header[key]
+    h = json.dumps(header).encode()
+    digest = hashlib.sha256(h + payload).digest()
+    return _PREFIX.pack(MAGIC, version, 0, len(h), len(payload), digest) + h + payload
+
+
+@pytest.mark.parametrize(
+    "version, drop, match",
+    [
+        (2, ("preprocess", "class_names"), "records no preprocessing or class names"),
+        (FORMAT_VERSION + 1, (), "written by a newer dwr"),
+    ],
+)
+def test_engine_files_of_other_format_versions(
+    capsys, engine_file, images, tmp_path, version, drop, match
+):
+    path = tmp_path / "other.dwre"
+    path.write_bytes(_with_version(engine_file.read_bytes(), version, drop))
+    rc, out, err = _run(capsys, "predict", path, images / "rgb.png")
+    assert rc == 2 and out == "" and match in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("model", ["/dev/zero", "missing.dwre", "notes.txt"])
+def test_predict_bad_models(capsys, images, model):
+    path = images / model if model == "notes.txt" else model
+    rc, out, err = _run(capsys, "predict", path, images / "rgb.png")
+    assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1
+
+
+def test_predict_bad_options(capsys, engine_file, images):
+    for opt in (["--top-k", "0"], ["--batch", "-1"], ["--threads", "100000"]):
+        try:
+            rc = main(["predict", str(engine_file), str(images), *opt])
+        except SystemExit as exc:  # argparse's own exit
+            rc = exc.code
+        assert rc == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and opt[0] in err
+
+
+def _no_torch_env(tmp_path: Path) -> dict[str, str]:
+    site = tmp_path / "no_torch"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(BLOCKER)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
+    return env
+
+
+def test_predict_never_imports_torch(engine_file, images, tmp_path):
+    code = (
+        "import sys\n"
+        "from dwr.cli.main import main\n"
+        "rc = main(sys.argv[1:])\n"
+        "assert not any(m.split('.')[0] == 'torch' for m in sys.modules), 'torch imported'\n"
+        "sys.exit(rc)\n"
+    )
+    args = ["predict", engine_file, images / "rgb.png", images / "sub", "--json"]
+    out = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        env=_no_torch_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert [json.loads(line)["path"] for line in out.stdout.splitlines()] == [
+        str(images / "rgb.png"),
+        str(images / "sub" / "grey.jpg"),
+    ]
+
+
+#: The README's deploy example (docs: "Deploy a .dwre with just the runtime"), run as written.
+README_EXAMPLE = [
+    "dwr convert resnet20_cifar -o model.dwre",
+    "dwr predict model.dwre images/ --top-k 3",
+    "dwr predict model.dwre images/cat.png --json",
+]
+
+
+def test_readme_example(tmp_path, images):
+    (tmp_path / "images").mkdir()
+    Image.open(images / "rgb.png").save(tmp_path / "images" / "cat.png")
+    Image.open(images / "sub" / "grey.jpg").save(tmp_path / "images" / "dog.jpg")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    for command in README_EXAMPLE:
+        argv = command.split()
+        cmd = [sys.executable, "-m", "dwr.cli.main", *argv[1:]]
+        out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert out.returncode == 0, (command, out.stderr)
+    assert json.loads(out.stdout)["path"] == "images/cat.png"
