@@ -28,7 +28,7 @@ def test_quick_grid_times_every_op_kind(quick_table):
     for kind in ("binary_conv", "float_conv", "head"):
         assert all(r["ms"] > 0 for r in t[kind])
     for name in ("residual", "pack_next", "bits_out", "pack_input", "zero_pad", "maxpool3"):
-        assert name in t["per_element_ns"]
+        assert name in t["per_element_ns"] and t["fixed_ms"][name] >= 0
     assert t["call_ms"] > 0
 
 
@@ -44,6 +44,13 @@ def test_bigger_convs_take_longer(quick_table):
     rows = {(r["words"], r["out"], r["oh"]): r["ms"] for r in quick_table["binary_conv"]}
     small, big = rows[(1, 16, 2)], rows[(2, 64, 8)]  # 128x more work
     assert big > 3 * small
+
+
+def test_fit_cost_splits_fixed_and_per_element_costs():
+    assert profile.fit_cost([(100, 0.002), (1100, 0.012)]) == pytest.approx((0.001, 10.0))
+    assert profile.fit_cost([(1000, 0.004)]) == pytest.approx((0.0, 4.0))
+    fixed, ns = profile.fit_cost([(100, 0.0), (200, 0.003)])  # negative fixed: through 0
+    assert fixed == 0 and ns == pytest.approx(0.003 * 200 / (100**2 + 200**2) * 1e6)
 
 
 def test_threads_are_restored():

@@ -14,7 +14,7 @@ What the time follows (the engine's kernels, ``docs/engine.md``):
 The table's throughput ``work / time`` is interpolated multilinearly in log space between grid
 points (axes: input words or channels, output channels, pixels) and the query's exact work is
 divided by it, so widths that waste part of a word or a tile cost what they waste. Epilogue
-options, packing, pools and the zero-pad shortcut are per-element costs on top.
+options, packing, pools and the zero-pad shortcut are fixed + per-element costs on top.
 """
 
 from __future__ import annotations
@@ -109,14 +109,17 @@ def _mismatch(key: dict[str, Any], threads: int) -> str:
 
 
 @lru_cache(maxsize=8)
-def _read(path: str, mtime_ns: int) -> dict[str, Any]:
+def _read(path: str, mtime_ns: int) -> LatencyTable:
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
         raise DwrError(f"cannot read latency table {path}: {exc}; rerun `dwr profile`") from None
     if not isinstance(data, dict) or data.get("format") != TABLE_FORMAT or "key" not in data:
         raise DwrError(f"{path} is not a dwr latency table (format {TABLE_FORMAT})")
-    return data
+    try:
+        return LatencyTable(data)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise DwrError(f"{path} is a damaged latency table ({exc!r}); rerun dwr profile") from None
 
 
 def load_table(threads: int = 1, path: str | Path | None = None) -> LatencyTable:
@@ -131,11 +134,11 @@ def load_table(threads: int = 1, path: str | Path | None = None) -> LatencyTable
             f"no latency calibration table for {threads} thread(s) on this CPU ({where}); "
             f"{rerun} first (a few minutes)"
         )
-    data = _read(str(where), where.stat().st_mtime_ns)
-    diff = _mismatch(data["key"], threads)
+    table = _read(str(where), where.stat().st_mtime_ns)
+    diff = _mismatch(table.key, threads)
     if diff:
         raise DwrError(f"refusing latency table {where}: it was measured with {diff}; {rerun}")
-    return LatencyTable(data)
+    return table
 
 
 # -- interpolation -------------------------------------------------------------------------------
@@ -204,6 +207,7 @@ class LatencyTable:
         self.data = data
         self.key = data["key"]
         self.per_element_ns: dict[str, float] = dict(data["per_element_ns"])
+        self.fixed_ms: dict[str, float] = dict(data.get("fixed_ms", {}))
         self.call_ms = float(data.get("call_ms", 0.0))
         self._binary = self._groups(
             data["binary_conv"],
@@ -255,7 +259,9 @@ class LatencyTable:
         return head_work(cin, classes, pixels) / self._head[()](cin, classes, pixels)
 
     def per_element_ms(self, name: str, elements: int) -> float:
-        return self.per_element_ns.get(name, 0.0) * elements * 1e-6
+        """A cost measured as ``fixed + ns * elements`` (epilogue options, pools, adapter)."""
+        ns = self.per_element_ns.get(name, 0.0)
+        return self.fixed_ms.get(name, 0.0) + ns * elements * 1e-6
 
 
 # -- the engine's ops for a spec -------------------------------------------------------------------
@@ -377,6 +383,11 @@ def outline(spec: BackboneSpec, input_size: tuple[int, int, int] | None = None) 
     return ops
 
 
+@lru_cache(maxsize=4096)
+def _outline(spec_json: str, input_size: tuple[int, int, int]) -> list[EngineOp]:
+    return outline(BackboneSpec.from_json(spec_json), input_size)
+
+
 def _plan_flags(ops: list[EngineOp]) -> None:
     """Bit outputs (engine ``_fold_signs``), epilogue packing (``feeds``) and packed inputs."""
     for i, op in enumerate(ops):
@@ -491,7 +502,7 @@ def predict(
     """Predicted engine latency of ``spec`` per op (batch 1); loads this machine's table for
     ``threads`` when none is given."""
     table = table or load_table(threads)
-    ops = outline(spec, input_size)
+    ops = _outline(spec.to_json(), tuple(input_size or spec.input_size))
     return LatencyReport(
         int(table.key["threads"]), [(op, op_ms(op, table)) for op in ops], table.call_ms
     )

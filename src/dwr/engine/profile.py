@@ -7,10 +7,15 @@ a few runs (the machine may be shared; the minimum is the steadier figure).
 - ``binary_conv``: one :class:`BinaryConv` with a packed input, no shortcut, no activation,
   float output, by kernel, stride, input words ``ceil(C/64)``, output channels and output
   side. The rest of a unit's epilogue is timed as a cost *per element* on top of it
-  (``per_element_ns``: the residual add, Hardtanh, RPReLU, packing the next conv's input, the
-  bit output of VGG units, packing its own input, the zero-pad shortcut).
+  (``fixed_ms + per_element_ns * elements``, fitted over a few shapes: the residual add,
+  Hardtanh, RPReLU, packing the next conv's input, the bit output of VGG units, packing its own
+  input, the zero-pad shortcut).
 - ``float_conv``: the stem convolutions and the 1x1 shortcut convolutions.
-- ``head``: global average pool + classifier; pools are per element.
+- ``head``: global average pool + classifier; pools and the stem adapter are fixed +
+  per-element costs too.
+
+Each grid point's runs start with a core's L2 flushed (its weights come from L3, as in a model,
+where the other ops run in between).
 
 A grid point whose work exceeds the grid's cap is skipped (the model takes its throughput
 from the nearest measured point: at that size the kernels run at their steady rate).
@@ -18,7 +23,6 @@ from the nearest measured point: at that size the kernels run at their steady ra
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -121,12 +125,23 @@ GRIDS: dict[str, Grid] = {
 STEMS = ((7, 2, 3, 3), (3, 1, 1, 3), (3, 1, 1, 1))
 
 
-def _best_ms(fn: Callable[[], Any], target_s: float, runs: int = 3) -> float:
+#: Written before each timed run of a grid point: 2 MiB pushes the op's weights out of a
+#: core's L2, as the other ops of a model do between two runs of it (its L3 keeps them).
+_FLUSH = np.zeros(2 << 20, np.uint8)
+
+
+def _flush() -> None:
+    np.add(_FLUSH, 1, out=_FLUSH)
+
+
+def _best_ms(fn: Callable[[], Any], target_s: float, runs: int = 3, cold: bool = False) -> float:
     """Minimum wall time of ``fn()`` in ms: one warm-up, then at least ``runs`` runs and
-    about ``target_s`` seconds in all."""
+    about ``target_s`` seconds in all (``cold``: :func:`_flush` before each, not timed)."""
     fn()
     best, spent, n = float("inf"), 0.0, 0
     while n < runs or (spent < target_s and n < 200):
+        if cold:
+            _flush()
         t = time.perf_counter()
         fn()
         dt = time.perf_counter() - t
@@ -214,7 +229,7 @@ def time_binary(p: dict[str, int], rng: np.random.Generator, target_s: float) ->
     c, o, k, s = 64 * p["words"], p["out"], p["k"], p["stride"]
     op = binary_op(c, o, k, s, rng)
     st = _input_state(c, p["oh"] * s, rng)  # (h + 2 * (k // 2) - k) // s + 1 == oh
-    return _best_ms(lambda: op.run(st), target_s)
+    return _best_ms(lambda: op.run(st), target_s, cold=True)
 
 
 def time_float(p: dict[str, int], rng: np.random.Generator, target_s: float) -> float:
@@ -224,32 +239,48 @@ def time_float(p: dict[str, int], rng: np.random.Generator, target_s: float) -> 
         stem = FloatConv("stem", w=w, b=np.zeros(o), stride=s, pad=pad)
         x = rng.standard_normal((1, c, p["ih"], p["ih"])).astype(np.float32)
         st = State(x=x, nchw=True)
-        return _best_ms(lambda: stem.run(st), target_s)
+        return _best_ms(lambda: stem.run(st), target_s, cold=True)
     wk, bk = _float_conv_layout(rng.standard_normal((o, c, 1, 1)), np.zeros(o))
     side = p["oh"] * s
     x = rng.standard_normal((1, side, side, c)).astype(np.float32)
     none3 = (None, None, None)
-    return _best_ms(lambda: _float_conv(x, wk, bk, o, s, 0, "none", none3), target_s)
+    return _best_ms(lambda: _float_conv(x, wk, bk, o, s, 0, "none", none3), target_s, cold=True)
 
 
 def time_head(p: dict[str, int], rng: np.random.Generator, target_s: float) -> float:
     c, n, h = p["cin"], p["classes"], p["h"]
     head = Head("head", w=rng.standard_normal((n, c)), b=np.zeros(n))
     st = State(x=rng.standard_normal((1, h, h, c)).astype(np.float32))
-    return _best_ms(lambda: head.run(st), target_s)
+    return _best_ms(lambda: head.run(st), target_s, cold=True)
 
 
-def _delta_ns(base: Callable, variant: Callable, elements: int, target_s: float) -> float:
-    """(variant - base) per element in ns, both timed in alternation (3 rounds, minimum)."""
+Sample = tuple[int, float]  # (elements, ms)
+
+
+def _delta(base: Callable, variant: Callable, elements: int, target_s: float) -> Sample:
+    """``(elements, variant - base in ms)``, both timed in alternation (3 rounds, minimum)."""
     tb = tv = float("inf")
     for _ in range(3):
         tb = min(tb, _best_ms(base, target_s))
         tv = min(tv, _best_ms(variant, target_s))
-    return (tv - tb) * 1e6 / elements
+    return elements, tv - tb
 
 
-def _extras_at(c: int, side: int, rng: np.random.Generator, target_s: float) -> dict[str, float]:
-    """Per-element costs at ``c`` channels on ``side x side`` pixels (stride 1, c -> c)."""
+def fit_cost(samples: list[Sample]) -> tuple[float, float]:
+    """``(fixed ms, ns per element)`` of ``ms = fixed + ns * elements * 1e-6``, least squares
+    (through the origin when that gives a negative fixed cost, or with one sample)."""
+    el = np.array([e for e, _ in samples], np.float64)
+    ms = np.array([t for _, t in samples], np.float64)
+    if len(set(el.tolist())) > 1:
+        slope, fixed = np.polyfit(el, ms, 1)
+        if fixed >= 0:
+            return float(fixed), float(slope * 1e6)
+    return 0.0, float((el @ ms) / (el @ el) * 1e6)
+
+
+def _extras_at(c: int, side: int, rng: np.random.Generator, target_s: float) -> dict[str, Sample]:
+    """Extra cost of each epilogue option at ``c`` channels on ``side x side`` pixels (stride
+    1, c -> c), and of the zero-pad shortcut (c -> 2c, stride 2)."""
     st = _input_state(c, side, rng)
     st_float = _input_state(c, side, rng, packed=False)
     base = binary_op(c, c, 3, 1, rng)
@@ -272,18 +303,19 @@ def _extras_at(c: int, side: int, rng: np.random.Generator, target_s: float) -> 
         "pack_input": run(base, st_float),
         "pack_input_shift": run(shifted, st_float),
     }
-    out = {name: _delta_ns(run(base), fn, out_el, target_s) for name, fn in variants.items()}
+    out = {name: _delta(run(base), fn, out_el, target_s) for name, fn in variants.items()}
     # zero-pad shortcut of a downsampling unit (c -> 2c, stride 2), per output element
     half = max(1, side // 2)
     st2 = _input_state(c, half * 2, rng)
     plain = binary_op(c, 2 * c, 3, 2, rng)
     padded = binary_op(c, 2 * c, 3, 2, rng, shortcut="zero_pad", sc_stride=2)
-    out["zero_pad"] = _delta_ns(run(plain, st2), run(padded, st2), half * half * 2 * c, target_s)
+    out["zero_pad"] = _delta(run(plain, st2), run(padded, st2), half * half * 2 * c, target_s)
     return out
 
 
-def _pool_costs(c: int, side: int, rng: np.random.Generator, target_s: float) -> dict[str, float]:
-    """Pools per *input* element in ns (float max 3x3/2 and 2x2, bit 2x2, average 2x2)."""
+def _pool_costs(c: int, side: int, rng: np.random.Generator, target_s: float) -> dict[str, Sample]:
+    """Pools per *input* element (float max 3x3/2 and 2x2, bit 2x2, average 2x2) and the
+    stem adapter per *output* element, at ``c`` channels on ``side x side`` pixels."""
     x = rng.standard_normal((1, side, side, c)).astype(np.float32)
     bits = State(bits=_rng_bits(rng, (1, side, side, words(c))))
     pooled = np.empty((1, -(-side // 2), -(-side // 2), c), np.float32)
@@ -299,10 +331,14 @@ def _pool_costs(c: int, side: int, rng: np.random.Generator, target_s: float) ->
         src = np.concatenate([np.arange(c), np.arange(c)])[: c + c // 2]
         vec = np.ones(len(src), np.float32)
         op = adapter("a", in_channels=c, src=src, scale=vec, shift=vec * 0, slope=vec / 4)
-        runs["channel_adapter"] = lambda: op.run(State(x=x))
-    out = {name: _best_ms(fn, target_s) * 1e6 / el for name, fn in runs.items()}
+        # it reads the stem's max-pooled output, mostly positive; NumPy's where() is faster
+        # on such runs of one sign than on random signs
+        stem_out = rng.standard_normal((1, 2 * side, 2 * side, c)).astype(np.float32)
+        after_pool = State(x=_max_pool(stem_out, 3, 2, 1))
+        runs["channel_adapter"] = lambda: op.run(after_pool)
+    out = {name: (el, _best_ms(fn, target_s)) for name, fn in runs.items()}
     if "channel_adapter" in out:  # per output element
-        out["channel_adapter"] *= el / (side * side * (c + c // 2))
+        out["channel_adapter"] = (side * side * (c + c // 2), out["channel_adapter"][1])
     return out
 
 
@@ -361,15 +397,19 @@ def measure(
                 p = {k: v for k, v in row.items() if k != "ms"}
                 row["ms"] = min(row["ms"], timer(p, rng, grid.target_s))
                 tick(f"{kind} (2)")
-        extras: list[dict[str, float]] = []
+        samples: dict[str, list[Sample]] = {}
         for c, side in grid.extra_shapes:
-            extras.append(_extras_at(c, side, rng, grid.target_s))
+            for name, sample in _extras_at(c, side, rng, grid.target_s).items():
+                samples.setdefault(name, []).append(sample)
             tick("epilogue")
-        per_el = {k: statistics.median(e[k] for e in extras) for k in extras[0]}
         c, side = grid.extra_shapes[0]
-        per_el.update(_pool_costs(c, side, rng, grid.target_s))
+        for shape in ((c, side), (8, 2)):  # the pools' per-call cost shows on a tiny map
+            for name, sample in _pool_costs(*shape, rng, grid.target_s).items():
+                samples.setdefault(name, []).append(sample)
         tick("pools")
-        table["per_element_ns"] = per_el
+        fits = {name: fit_cost(points) for name, points in samples.items()}
+        table["per_element_ns"] = {name: f[1] for name, f in fits.items()}
+        table["fixed_ms"] = {name: f[0] for name, f in fits.items()}
         table["call_ms"] = _call_ms(rng, grid.target_s)
         tick("call")
     finally:
