@@ -1,18 +1,23 @@
-"""Benchmark of the bit-packed engine against PyTorch float32 (batch 1, 1 and 2 threads).
+"""Benchmark of the bit-packed engine against PyTorch float32 (1 and 2 threads).
 
     python benchmarks/engine.py [--out benchmarks/results/engine.json] [--repeats 30]
+    python benchmarks/engine.py --quick --sections throughput     # a few minutes
 
 - layers: one binary 3x3 conv (stride 1, pad 1, C -> C) at the ImageNet ResNet-18 shapes
   64@56, 128@28, 256@14, 512@7 and the CIFAR ones 64@32, 128@16, 256@8, 512@4; the engine
   (packed input -> float output, BN folded) against ``F.conv2d`` float32 channels_last.
 - models: birealnet18, birealnet18_dwr, resnet18_cifar, resnet18_cifar_dwr end to end
   (input 3x224x224 or 3x32x32): the engine against the same architecture in float32
-  (channels_last) and the float-simulated BNN.
+  (channels_last) and the float-simulated BNN, batch 1.
+- throughput: birealnet18 and resnet18_cifar at batch 1, 8 and 32, images/s of the engine and
+  of PyTorch float32 (same architecture, channels_last) at the same batch; ``per_image_vs_b1``
+  is the engine's images/s at that batch over its images/s at batch 1, in the same rounds.
 
 Times are the minimum over repeats (medians are in the JSON too): the machine may be shared.
 ``engine_sum_of_op_min_ms`` adds up each op's own minimum, i.e. an undisturbed engine run.
 Every measurement runs in ``--rounds`` interleaved rounds (1 thread, 2 threads, 1 thread, ...)
 and keeps its best, so a burst of load on a shared host cannot decide a ratio on its own.
+The comparison with Larq Compute Engine is ``benchmarks/vs_lce.py`` (LCE timed in the same run).
 """
 
 from __future__ import annotations
@@ -28,11 +33,12 @@ import torch
 
 import dwr.engine as engine
 from dwr.backbones import create_model
-from dwr.engine.bench import time_layer, time_model
+from dwr.engine.bench import measure, set_threads, time_layer, time_model
 
 LAYERS = [(64, 56), (128, 28), (256, 14), (512, 7), (64, 32), (128, 16), (256, 8), (512, 4)]
 MODELS = ["birealnet18", "birealnet18_dwr", "resnet18_cifar", "resnet18_cifar_dwr"]
-LCE_X86_MS = (31.0, 34.0)  # Larq Compute Engine, Bi-Real-18-like, one thread (issue #5)
+THROUGHPUT_MODELS = ["birealnet18", "resnet18_cifar"]
+BATCHES = [1, 8, 32]
 
 
 def host_gflops(repeats: int = 30) -> float:
@@ -73,23 +79,12 @@ def best_model_timing(runs: list[dict]) -> dict:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=os.path.join("benchmarks", "results", "engine.json"))
-    ap.add_argument("--repeats", type=int, default=30)
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--rounds", type=int, default=3)
-    args = ap.parse_args(argv)
-
-    load_before = os.getloadavg()  # the machine may be shared: record how busy it was
-    gflops_before = host_gflops()
+def run_layers(args: argparse.Namespace, per_round: int) -> list[dict]:
     layers = []
-    print(f"kernel: {engine.kernel_isa()}  cpu: {platform.processor() or platform.machine()}")
     print(
         f"{'layer':>8s} {'thr':>3s} {'torch ms':>9s} {'engine ms':>9s} {'speedup':>8s} "
         f"{'G binary MAC/s':>15s}"
     )
-    per_round = max(5, args.repeats // args.rounds)
     for c, s in LAYERS:
         runs: dict[int, list[dict]] = {t: [] for t in args.threads}
         for _ in range(args.rounds):
@@ -102,13 +97,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['shape']:>8s} {threads:3d} {r['torch_ms']:9.3f} {r['engine_ms']:9.3f} "
                 f"{r['speedup']:7.1f}x {r['gbmacs']:15.0f}"
             )
+    return layers
 
+
+def run_models(args: argparse.Namespace, per_round: int) -> list[dict]:
     models = []
     print(
         f"\n{'model':20s} {'thr':>3s} {'float32 ms':>10s} {'BNN-sim ms':>10s} "
         f"{'engine ms':>9s} {'speedup':>8s} {'sum op-min ms':>13s} {'stem ms':>8s}"
     )
-    for name in MODELS:
+    for name in args.models:
         model = create_model(name).eval()
         comp = engine.convert(model)
         twin = create_model(model.spec.replace(binary=False))
@@ -137,7 +135,73 @@ def main(argv: list[str] | None = None) -> int:
                 f"{row['torch_bnn_ms']:10.2f} {row['engine_ms']:9.2f} {row['speedup']:7.1f}x "
                 f"{row['engine_sum_of_op_min_ms']:13.2f} {row['engine_stem_ms']:8.2f}"
             )
+    return models
 
+
+def time_batch(comp, twin: torch.nn.Module, x: torch.Tensor, threads: int, repeats: int) -> dict:
+    """Min time (ms) of one call on the batch ``x``: the engine, then PyTorch float32."""
+    set_threads(threads)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    e = measure(lambda: comp(x), repeats, warmup=1, budget_s=30.0)
+    with torch.inference_mode():
+        t = measure(lambda: twin(x_cl), repeats, warmup=1, budget_s=30.0)
+    return {"engine_ms": e.min_ms, "torch_float_ms": t.min_ms}
+
+
+def run_throughput(args: argparse.Namespace, per_round: int) -> list[dict]:
+    """Images/s at each batch, engine and float32 side by side, interleaved in rounds
+    (every batch and thread count once per round), best round of each."""
+    rows = []
+    print(
+        f"\n{'model':16s} {'thr':>3s} {'batch':>5s} {'float32 img/s':>13s} "
+        f"{'engine img/s':>12s} {'vs float32':>10s} {'per image vs b1':>15s}"
+    )
+    for name in args.throughput_models:
+        model = create_model(name).eval()
+        comp = engine.convert(model)
+        twin = create_model(model.spec.replace(binary=False)).eval()
+        twin = twin.to(memory_format=torch.channels_last)
+        g = torch.Generator().manual_seed(0)
+        xs = {b: torch.randn(b, *model.spec.input_size, generator=g) for b in args.batches}
+        runs: dict[tuple[int, int], list[dict]] = {}
+        for _ in range(args.rounds):
+            for threads in args.threads:
+                for b in args.batches:
+                    reps = max(3, per_round // b)
+                    runs.setdefault((threads, b), []).append(
+                        time_batch(comp, twin, xs[b], threads, reps)
+                    )
+        for threads in args.threads:
+            base = None
+            for b in args.batches:
+                r = runs[(threads, b)]
+                e = min(x["engine_ms"] for x in r)
+                t = min(x["torch_float_ms"] for x in r)
+                row = {
+                    "model": name,
+                    "threads": threads,
+                    "batch": b,
+                    "engine_ms": e,
+                    "torch_float_ms": t,
+                    "engine_images_per_s": b / e * 1e3,
+                    "torch_float_images_per_s": b / t * 1e3,
+                    "speedup": t / e,
+                    "engine_ms_per_round": [round(x["engine_ms"], 3) for x in r],
+                    "torch_float_ms_per_round": [round(x["torch_float_ms"], 3) for x in r],
+                }
+                if b == 1:
+                    base = row["engine_images_per_s"]
+                row["per_image_vs_b1"] = row["engine_images_per_s"] / base if base else None
+                rows.append(row)
+                rel = f"{row['per_image_vs_b1']:14.2f}x" if base else f"{'-':>15s}"
+                print(
+                    f"{name:16s} {threads:3d} {b:5d} {row['torch_float_images_per_s']:13.1f} "
+                    f"{row['engine_images_per_s']:12.1f} {row['speedup']:9.1f}x {rel}"
+                )
+    return rows
+
+
+def summarize(args: argparse.Namespace, models: list[dict], throughput: list[dict]) -> dict:
     def ms(name: str, threads: int) -> float | None:
         for m in models:
             if m["model"] == name and m["threads"] == threads:
@@ -151,11 +215,47 @@ def main(argv: list[str] | None = None) -> int:
             if a and b:
                 summary[f"{base}_dwr_vs_original_t{threads}"] = a / b
     if 1 in args.threads and 2 in args.threads:
-        for name in MODELS:
+        for name in args.models:
             summary[f"{name}_scaling_1_to_2"] = ms(name, 1) / ms(name, 2)
-    if ms("birealnet18", 1):
-        summary["birealnet18_vs_lce_x86_t1"] = LCE_X86_MS[0] / ms("birealnet18", 1)
-        summary["birealnet18_vs_lce_x86_34ms_t1"] = LCE_X86_MS[1] / ms("birealnet18", 1)
+    for row in throughput:
+        if row["batch"] == 1:
+            continue
+        key = f"{row['model']}_b{row['batch']}_t{row['threads']}"
+        summary[f"{key}_vs_float32"] = row["speedup"]
+        if row["per_image_vs_b1"] is not None:
+            summary[f"{key}_per_image_vs_b1"] = row["per_image_vs_b1"]
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=os.path.join("benchmarks", "results", "engine.json"))
+    ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument(
+        "--sections",
+        nargs="+",
+        choices=["layers", "models", "throughput"],
+        default=["layers", "models", "throughput"],
+    )
+    ap.add_argument("--models", nargs="+", default=MODELS, help="models of the batch-1 table")
+    ap.add_argument("--throughput-models", nargs="+", default=THROUGHPUT_MODELS)
+    ap.add_argument("--batches", type=int, nargs="+", default=BATCHES, help="1 comes first")
+    ap.add_argument("--quick", action="store_true", help="2 rounds of 10 repeats")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.rounds, args.repeats = 2, 10
+    args.batches = sorted(set(args.batches) | {1})  # per image is measured against batch 1
+
+    load_before = os.getloadavg()  # the machine may be shared: record how busy it was
+    gflops_before = host_gflops()
+    print(f"kernel: {engine.kernel_isa()}  cpu: {platform.processor() or platform.machine()}")
+    per_round = max(5, args.repeats // args.rounds)
+    layers = run_layers(args, per_round) if "layers" in args.sections else []
+    models = run_models(args, per_round) if "models" in args.sections else []
+    throughput = run_throughput(args, per_round) if "throughput" in args.sections else []
+    summary = summarize(args, models, throughput)
     print("\n" + "\n".join(f"{k}: {v:.2f}x" for k, v in summary.items()))
     host = [round(gflops_before, 1), round(host_gflops(), 1)]
     print(f"host float32 GFLOP/s on one core, before/after: {host[0]} / {host[1]}")
@@ -165,18 +265,23 @@ def main(argv: list[str] | None = None) -> int:
         "machine": platform.machine(),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
-        "batch": 1,
+        "batch": "1 (layers, models); see throughput",
         "timing": "min over repeats (ms); medians alongside",
+        "rounds": args.rounds,
+        "repeats": args.repeats,
         "cpu_count": os.cpu_count(),
         "load_average_1min_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "host_matmul_gflops_before_after": host,
         "layers": layers,
         "models": models,
+        "throughput": throughput,
         "summary": summary,
     }
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
+    tmp = args.out + ".tmp"
+    with open(tmp, "w") as f:
         json.dump(result, f, indent=2)
+    os.replace(tmp, args.out)
     print(f"wrote {args.out}")
     return 0
 

@@ -155,3 +155,29 @@ def test_bad_input_is_one_clear_error(tmp_path, capsys) -> None:
     assert not out.exists()
     export_onnx(create_model("resnet20_cifar"), out)
     assert out.stat().st_size > 0
+
+
+def test_export_a_checkpoint(tmp_path, capsys) -> None:
+    """A checkpoint written the way training writes it, through the CLI."""
+    import dwr
+    from dwr.train import load_checkpoint
+    from dwr.train.checkpoint import AtomicCheckpointIO
+
+    spec = dwr.get_spec("resnet20_cifar", depths=[1, 1, 1], widths=[8, 8, 8])
+    trained = trained_like(create_model(spec), seed=3)
+    ckpt_path = tmp_path / "last.ckpt"
+    ckpt = {
+        "dwr": {"format": 1, "spec": spec.to_dict(), "epoch": 1, "dataset": "digits"},
+        "state_dict": {f"model.{k}": v for k, v in trained.state_dict().items()},
+    }
+    AtomicCheckpointIO().save_checkpoint(ckpt, ckpt_path)
+    path = tmp_path / "model.onnx"
+    assert main(["export", str(ckpt_path), "--format", "onnx", "-o", str(path)]) == 0
+    assert "opset 17" in capsys.readouterr().out
+    model = load_checkpoint(ckpt_path)
+    x = torch.randn(200, *model.spec.input_size)
+    with torch.no_grad():
+        want = model(x).numpy()
+    got = ort.InferenceSession(str(path)).run(None, {"input": x.numpy()})[0]
+    assert (got.argmax(1) == want.argmax(1)).mean() >= 0.995
+    assert fraction_close(got, want) >= 0.99
