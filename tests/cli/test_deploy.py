@@ -23,11 +23,13 @@ from dwr.engine.compiled import _PREFIX, FORMAT_VERSION, MAGIC
 BLOCKER = '''
 import sys
 
+BLOCKED = {"torch", "lightning", "pytorch_lightning", "sklearn", "scipy", "matplotlib", "yaml"}
+
 class _NoTorch:
-    """Makes ``import torch`` fail, as on a machine without PyTorch."""
+    """Makes ``import torch`` (and the training stack) fail, as on a bare runtime."""
 
     def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
+        if name.split(".")[0] in BLOCKED:
             raise ImportError(f"{name} is blocked: this runtime has no PyTorch")
         return None
 
@@ -284,3 +286,29 @@ def test_readme_example(tmp_path, images):
         out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
         assert out.returncode == 0, (command, out.stderr)
     assert json.loads(out.stdout)["path"] == "images/cat.png"
+
+
+def test_progress_bar_only_on_a_terminal(engine_file, images):
+    """stderr a terminal: a progress bar is drawn there; stdout keeps one line per image."""
+    import pty
+
+    master, slave = pty.openpty()
+    cmd = [sys.executable, "-m", "dwr.cli.main", "predict", str(engine_file), str(images)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="100")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=slave, env=env, text=True)
+    os.close(slave)
+    out, _ = proc.communicate(timeout=120)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the terminal closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    terminal = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 2  # the broken PNG
+    assert "classifying" in terminal and "broken.png" in terminal
+    assert len(out.splitlines()) == 3 and "classifying" not in out

@@ -17,11 +17,13 @@ from dwr.engine import Preprocess
 BLOCKER = '''
 import sys
 
+BLOCKED = {"torch", "lightning", "pytorch_lightning", "sklearn", "scipy", "matplotlib", "yaml"}
+
 class _NoTorch:
-    """Makes ``import torch`` fail, as on a machine without PyTorch."""
+    """Makes ``import torch`` (and the training stack) fail, as on a bare runtime."""
 
     def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
+        if name.split(".")[0] in BLOCKED:
             raise ImportError(f"{name} is blocked: this runtime has no PyTorch")
         return None
 
