@@ -30,11 +30,27 @@ def test_width_counts_clusters_and_noise():
     assert cluster_width(torch.cat([f, f[:4] * 7.0]), 0.05) == 4
 
 
-def test_width_is_non_increasing_in_eps():
-    f = torch.randn(40, 16)
-    widths = [cluster_width(f, e) for e in np.linspace(0.01, 2.0, 40)]
-    assert all(a >= b for a, b in zip(widths[:-1], widths[1:], strict=True))
-    assert widths[0] > widths[-1] == 1
+@pytest.mark.parametrize("min_samples", [2, 3, 5, 8])
+def test_width_is_non_increasing_in_eps(min_samples):
+    """For every min_samples (see the proof in dwr.reshape.cluster), on random and on
+    clustered channels, over a fine eps grid."""
+    g = torch.Generator().manual_seed(min_samples)
+    for f in (torch.randn(40, 16, generator=g), clustered([2, 3, 4, 6, 1, 9], spread=0.3)):
+        widths = [cluster_width(f, e, min_samples) for e in np.geomspace(1e-3, 2.0, 150)]
+        assert all(a >= b for a, b in zip(widths[:-1], widths[1:], strict=True))
+        assert widths[0] > widths[-1]
+
+
+def test_search_eps_brackets_the_budget_with_min_samples_5():
+    f = [clustered([3, 5, 2, 6, 7, 1], spread=0.2, seed=s) for s in range(3)]
+    cost = lambda w: float(sum(x * x for x in w))  # noqa: E731
+    budget = 0.5 * cost([24, 24, 24])
+    found = search_eps(f, cost, budget, min_samples=5)
+    if found.bracket:  # bisection ended on two neighbouring eps around the budget
+        above, below = found.bracket
+        assert above["eps"] < below["eps"] and above["cost"] >= budget > below["cost"]
+        assert found.cost == min(above["cost"], below["cost"], key=lambda c: abs(c - budget))
+    assert found.within == (abs(found.cost - budget) <= 0.03 * budget)
 
 
 def test_search_eps_finds_the_known_clusters():

@@ -6,10 +6,16 @@ vectors, under cosine distance ``d(u, v) = 1 - u.v / (|u| |v|)`` (in [0, 2]).
 With ``min_samples <= 2`` (the default, 2) a point is core as soon as it has one neighbour
 within ``eps``, so clusters are the connected components (size >= 2) of the graph
 ``d(u, v) <= eps`` and noise points are its isolated vertices: the width is the number of
-components, which is non-increasing in ``eps`` (the graph only gains edges). Cost is
-non-decreasing in every width, so cost(eps) is non-increasing and a bisection over eps
-finds where it crosses the budget. (Larger ``min_samples`` are allowed; monotonicity is then
-only approximate and the search still returns the best bracket it finds.)
+components, which is non-increasing in ``eps`` (the graph only gains edges).
+
+The width is non-increasing in ``eps`` for any ``min_samples`` too. Clusters are the
+components of the core points' eps-graph (border points join one of them and add nothing);
+noise points are the rest. As eps grows the core set only grows and edges are only added:
+components merge (-1 each); a border point turning core joins the component of the core that
+made it a border point (still within eps); a noise point turning core replaces one noise point
+by at most one new component; a noise point turning border disappears (-1). So
+``width = components + noise`` never grows. Cost is non-decreasing in every width, so
+cost(eps) is non-increasing and a bisection over eps finds where it crosses the budget.
 """
 
 from __future__ import annotations
