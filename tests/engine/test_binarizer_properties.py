@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from engine_helpers import random_model
 
-from dwr.binary import BinaryConv2d, BinarizerProperties, register_binarizer, sign
+from dwr.binary import BinarizerProperties, BinaryConv2d, register_binarizer, sign
 from dwr.binary.binarizers import _REGISTRY
 from dwr.engine import convert
 from dwr.errors import DwrError
-from tests.engine.engine_helpers import random_model
 
 
 class _UserSign(torch.autograd.Function):

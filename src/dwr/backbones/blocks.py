@@ -59,7 +59,7 @@ class StemAdapter(nn.Module):
         self.act = nn.PReLU(width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        copies = max(1, -(-self.width // x.shape[1]) - 1)
+        copies = max(1, -(-self.width // self.conv.in_channels) - 1)  # traceable: no x.shape
         out = torch.cat([self.bn(self.conv(x))] + [x] * copies, dim=1)[:, : self.width]
         return self.act(out)
 

@@ -19,25 +19,44 @@ from typing import TYPE_CHECKING
 from dwr.engine import _kernels
 from dwr.engine.compiled import FORMAT_VERSION, CompiledModel, load, set_num_threads
 from dwr.engine.preprocess import Preprocess
+from dwr.errors import DwrError
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 
 def convert(
     model: nn.Module,
+    example_input: torch.Tensor | None = None,
+    *,
     fold_signs: bool = True,
     preprocess: Preprocess | None = None,
     class_names: list[str] | None = None,
 ) -> CompiledModel:
-    """Compile a dwr backbone (eval-mode semantics) into a :class:`CompiledModel`, with the
-    image ``preprocess`` and ``class_names`` to store beside it (both optional).
+    """Compile an eval-mode BNN into a :class:`CompiledModel`, with the image ``preprocess``
+    and ``class_names`` to store beside it (both optional).
 
-    Raises :class:`~dwr.errors.DwrError` naming the first module it cannot compile.
+    A dwr backbone compiles from its modules. Any other ``nn.Module`` goes through the front
+    door (:mod:`dwr.engine.frontdoor`): it is traced with ``torch.fx`` and run once on
+    ``example_input`` (an NCHW tensor), which it then needs. Raises
+    :class:`~dwr.errors.DwrError` naming the first module or graph node it cannot compile.
     """
-    from dwr.engine.plan import build_plan  # the only part of the engine that needs PyTorch
+    # the only part of the engine that needs PyTorch
+    from dwr.backbones.model import Backbone
+    from dwr.engine.plan import build_plan
 
-    ops = build_plan(model, fold_signs=fold_signs)
+    if isinstance(model, Backbone):
+        ops = build_plan(model, fold_signs=fold_signs)
+    elif example_input is None:
+        raise DwrError(
+            f"the engine compiles dwr backbones directly, and {type(model).__name__} is not "
+            "one: convert(model, example_input) traces it on an example NCHW input"
+        )
+    else:
+        from dwr.engine.frontdoor import build_plan_from_module
+
+        ops = build_plan_from_module(model, example_input, fold_signs=fold_signs)
     return CompiledModel(ops, getattr(model, "spec", None), preprocess, class_names)
 
 
