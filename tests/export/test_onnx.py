@@ -113,7 +113,7 @@ def test_sign_of_zero_is_plus_one_like_dwr(name: str) -> None:
     x = torch.randn(16, 3, 32, 32)
     ref = exact_reference(model, x)
     assert fraction_close(run_onnx(model, x, optimize=False), ref, 1e-5) == 1.0
-    assert fraction_close(run_onnx(model, x, optimize=False, plain_sign=True), ref, 1e-5) < 1.0
+    assert fraction_close(run_onnx(model, x, optimize=False, sign="plain"), ref, 1e-5) < 1.0
 
 
 def test_graph_uses_standard_ops_and_opset(tmp_path) -> None:
@@ -181,3 +181,51 @@ def test_export_a_checkpoint(tmp_path, capsys) -> None:
     got = ort.InferenceSession(str(path)).run(None, {"input": x.numpy()})[0]
     assert (got.argmax(1) == want.argmax(1)).mean() >= 0.995
     assert fraction_close(got, want) >= 0.99
+
+
+def _bipolar_quant_as_standard_ops(proto):
+    """QONNX's BipolarQuant, ``(x >= 0 ? 1 : -1) * scale`` (its reference implementation in
+    qonnx.custom_op.general.bipolar_quant), rewritten with standard ops so onnxruntime runs it."""
+    import onnx
+    from onnx import helper
+
+    nodes = []
+    for n in proto.graph.node:
+        if n.op_type != "BipolarQuant":
+            nodes.append(n)
+            continue
+        x, scale = n.input
+        y = n.output[0]
+        nodes += [
+            helper.make_node("Constant", [], [f"{y}.zero"], value_float=0.0),
+            helper.make_node("Constant", [], [f"{y}.one"], value_float=1.0),
+            helper.make_node("Constant", [], [f"{y}.minus"], value_float=-1.0),
+            helper.make_node("GreaterOrEqual", [x, f"{y}.zero"], [f"{y}.ge"]),
+            helper.make_node("Where", [f"{y}.ge", f"{y}.one", f"{y}.minus"], [f"{y}.pm"]),
+            helper.make_node("Mul", [f"{y}.pm", scale], [y]),
+        ]
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
+    del proto.opset_import[1:]
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def test_qonnx_bipolar_quant_graph_matches_the_exact_model(tmp_path) -> None:
+    import onnx
+
+    torch.manual_seed(2)
+    model = create_model("resnet20_cifar").eval()  # fresh: many exact zeros, BipolarQuant -> +1
+    x = torch.randn(16, 3, 32, 32)
+    path = tmp_path / "m.qonnx.onnx"
+    assert main(["export", "resnet20_cifar", "--format", "qonnx", "-o", str(path)]) == 0
+    proto = onnx.load(str(path))
+    assert {"BipolarQuant", "Conv"} <= {n.op_type for n in proto.graph.node}
+    assert "Sign" not in {n.op_type for n in proto.graph.node}
+    proto = to_onnx(model, sign="qonnx")
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(_bipolar_quant_as_standard_ops(proto).SerializeToString(), so)
+    got = sess.run(None, {"input": x.numpy()})[0]
+    assert fraction_close(got, exact_reference(model, x), 1e-5) == 1.0
+    assert main(["export", "resnet20_cifar", "--format", "qonnx", "--plain-sign", "-o", "x"]) == 2

@@ -6,8 +6,10 @@ the module's type and qualified name. Eval-mode semantics (BN running statistics
 
 - Binarization is ``Sign``. dwr's sign maps 0 to +1 while ONNX's maps it to 0, so by default
   an activation becomes ``Sign(Sign(x) + 0.5)`` (larq's form, exact for every input);
-  ``plain_sign=True`` emits the single ``Sign`` that BNN toolchains pattern-match, which
+  ``sign="plain"`` emits the single ``Sign`` that BNN toolchains pattern-match, which
   differs only where a binarizer input is exactly 0 (rare in a trained model).
+  ``sign="qonnx"`` writes QONNX's ``BipolarQuant`` (domain ``qonnx.custom_op.general``, the
+  input format of FINN) for activations and for the float weights; the rest stays standard.
 - A binary convolution is ``Conv`` with constant weights ``sign(W)`` (exactly ±1), then one
   per-channel ``Mul`` and ``Add`` holding the weight scale and the BN that follows, folded:
   ``BN(alpha_o * dot) = (alpha_o * a_o) * dot + b_o`` with ``BN(z) = a * z + b`` and
@@ -39,6 +41,10 @@ from dwr.binary.binarizers import binarizer_name
 from dwr.errors import DwrError
 
 MIN_OPSET = 17
+#: Ways to write a binarizer: exact ``Sign(Sign(x) + 0.5)``, one plain ``Sign``, QONNX's
+#: ``BipolarQuant`` (``x >= 0 ? 1 : -1``, FINN's input format).
+SIGN_MODES = ("exact", "plain", "qonnx")
+QONNX_DOMAIN = "qonnx.custom_op.general"
 _INT64_MAX = 2**63 - 1
 
 
@@ -64,9 +70,9 @@ def _unsupported(module: nn.Module, where: str, why: str) -> DwrError:
 class _Graph:
     """Nodes and constants of the graph being built, with unique tensor names."""
 
-    def __init__(self, onnx, plain_sign: bool) -> None:
+    def __init__(self, onnx, sign: str) -> None:
         self.onnx = onnx
-        self.plain_sign = plain_sign
+        self.sign_mode = sign
         self.nodes: list = []
         self.inits: list = []
         self._count = 0
@@ -91,9 +97,12 @@ class _Graph:
         return self.const(hint, np.asarray(v).reshape(1, -1, 1, 1))
 
     def sign(self, x: str, where: str) -> str:
-        """dwr's sign (0 -> +1), or ONNX's plain ``Sign`` with ``plain_sign``."""
+        """dwr's sign (0 -> +1) of a tensor; ONNX's plain ``Sign`` (0 -> 0) in ``"plain"``."""
+        if self.sign_mode == "qonnx":
+            one = self.const(f"{where}.unit_scale", 1.0)
+            return self.op("BipolarQuant", [x, one], f"{where}.sign", domain=QONNX_DOMAIN)
         s = self.op("Sign", [x], f"{where}.sign")
-        if self.plain_sign:
+        if self.sign_mode == "plain":
             return s
         half = self.const(f"{where}.half", 0.5)
         return self.op("Sign", [self.op("Add", [s, half], f"{where}.sign_shift")], f"{where}.sign")
@@ -249,7 +258,12 @@ def _binary_conv(g: _Graph, x: str, conv: BinaryConv2d, bn: nn.Module, where: st
     a, b = _bn(bn, f"{where}.bn")
     if conv.bias is not None:
         b = b + a * _np(conv.bias)
-    y = g.conv(x, np.where(w >= 0, 1.0, -1.0), None, conv, where)
+    if g.sign_mode == "qonnx":  # the float weights, binarized by a BipolarQuant node
+        k, s, p = _geometry(conv, where)
+        wq = g.sign(g.const(f"{where}.weight", w), f"{where}.weight")
+        y = g.op("Conv", [x, wq], where, kernel_shape=[k, k], strides=[s, s], pads=[p] * 4)
+    else:
+        y = g.conv(x, np.where(w >= 0, 1.0, -1.0), None, conv, where)
     y = g.op("Mul", [y, g.channel_const(f"{where}.scale", alpha * a)], f"{where}.scale")
     return g.op("Add", [y, g.channel_const(f"{where}.bias", b)], f"{where}.bias")
 
@@ -365,11 +379,14 @@ def to_onnx(
     *,
     opset: int = MIN_OPSET,
     size: tuple[int, int] | None = None,
-    plain_sign: bool = False,
+    sign: str = "exact",
 ):
     """The ``onnx.ModelProto`` of a dwr backbone (input ``"input"`` NCHW float32, output
-    ``"logits"``). Raises :class:`DwrError` at the first module it cannot express."""
+    ``"logits"``), binarizers written as ``sign`` (one of :data:`SIGN_MODES`). Raises
+    :class:`DwrError` at the first module it cannot express."""
     onnx = _require_onnx()
+    if sign not in SIGN_MODES:
+        raise DwrError(f"unknown sign mode {sign!r}; choose one of {list(SIGN_MODES)}")
     if not isinstance(model, Backbone):
         raise DwrError(
             f"ONNX export takes dwr backbones (dwr.create_model); got {type(model).__name__}"
@@ -383,7 +400,7 @@ def to_onnx(
         h, w = size
         if h < 1 or w < 1:
             raise DwrError(f"input size must be positive, got {h}x{w}")
-    g = _Graph(onnx, plain_sign)
+    g = _Graph(onnx, sign)
     x = _stem(g, "input", model.stem)
     for i, stage in enumerate(model.stages):
         if type(stage) is not nn.Sequential:
@@ -400,9 +417,10 @@ def to_onnx(
         [onnx.helper.make_tensor_value_info("logits", f32, ["batch", model.spec.num_classes])],
         g.inits,
     )
-    proto = onnx.helper.make_model(
-        graph, opset_imports=[onnx.helper.make_opsetid("", opset)], producer_name="dwr"
-    )
+    opsets = [onnx.helper.make_opsetid("", opset)]
+    if sign == "qonnx":
+        opsets.append(onnx.helper.make_opsetid(QONNX_DOMAIN, 1))
+    proto = onnx.helper.make_model(graph, opset_imports=opsets, producer_name="dwr")
     proto.ir_version = min(proto.ir_version, 10)  # readable by onnxruntime >= 1.16
     proto.doc_string = f"dwr backbone spec: {model.spec.to_json()}"
     try:

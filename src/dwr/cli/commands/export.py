@@ -1,4 +1,4 @@
-"""``dwr export NAME|CHECKPOINT --format onnx -o model.onnx``: a graph any ONNX runtime loads."""
+"""``dwr export NAME|CHECKPOINT --format onnx|qonnx -o model.onnx``: a graph for other runtimes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ from dwr.errors import DwrError
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a model to ONNX (standard operators, Sign)")
     p.add_argument("model", metavar="NAME|CHECKPOINT", help="checkpoint file or registered model")
-    p.add_argument("--format", choices=["onnx"], default="onnx", help="output format")
+    p.add_argument(
+        "--format",
+        choices=["onnx", "qonnx"],
+        default="onnx",
+        help="onnx: standard operators only; qonnx: binarizers as QONNX BipolarQuant (FINN)",
+    )
     p.add_argument("-o", "--output", required=True, help="file to write, e.g. model.onnx")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
     p.add_argument("--size", type=int, help="input side (default: the spec's, 224 or 32)")
@@ -44,10 +49,14 @@ def run_export(args: argparse.Namespace) -> int:
     check_writable_file(args.output, "-o")
     model = _load(args.model)
     size = (args.size, args.size) if args.size else None
-    export_onnx(model, args.output, opset=args.opset, size=size, plain_sign=args.plain_sign)
+    if args.plain_sign and args.format == "qonnx":
+        raise DwrError("--plain-sign applies to --format onnx; QONNX's BipolarQuant maps 0 to +1")
+    sign = "qonnx" if args.format == "qonnx" else ("plain" if args.plain_sign else "exact")
+    export_onnx(model, args.output, opset=args.opset, size=size, sign=sign)
     c, h, w = model.spec.input_size if size is None else (model.spec.in_channels, *size)
     print(
-        f"wrote {args.output}: {model.spec.name or model.spec.family}, ONNX opset {args.opset}, "
+        f"wrote {args.output}: {model.spec.name or model.spec.family}, "
+        f"{'QONNX' if args.format == 'qonnx' else 'ONNX'} opset {args.opset}, "
         f"input batch x {c} x {h} x {w}, output batch x {model.spec.num_classes} logits"
     )
     return 0
