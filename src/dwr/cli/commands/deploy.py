@@ -11,10 +11,11 @@ import argparse
 import math
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dwr.cli.options import int_in, print_json, threads_type
+from dwr.cli.options import add_input_size_argument, int_in, print_json, threads_type
 from dwr.errors import DwrError
 from dwr.limits import MAX_BATCH
 
@@ -32,13 +33,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "convert",
         help="compile a checkpoint (or a registered model, random weights) to an engine file",
     )
-    p.add_argument("model", metavar="CHECKPOINT|NAME", help="checkpoint file or registered model")
+    p.add_argument(
+        "model",
+        metavar="CHECKPOINT|NAME|MODULE:CALLABLE",
+        help="checkpoint file, registered model, or package.module:callable returning a model",
+    )
     p.add_argument("-o", "--out", required=True, metavar="FILE", help="engine file to write")
     p.add_argument("--class-names", metavar="FILE", help="text file with one class name per line")
     p.add_argument("--threads", type=threads_type, default=1, help="threads for the timing (1)")
     p.add_argument(
         "--repeats", type=int_in(1, 10_000, "repeats"), default=20, help="timed runs (20)"
     )
+    add_input_size_argument(p)  # for MODULE:CALLABLE models without a spec (3 224 224)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_convert)
 
@@ -67,6 +73,42 @@ def _from_checkpoint(path: str) -> tuple[Any, dict[str, Any]]:
         raise DwrError(f"reading checkpoint {path!r} needs PyTorch and Lightning ({exc})") from None
     meta = read_checkpoint(path)["dwr"]
     return load_checkpoint(path), meta if isinstance(meta, dict) else {}
+
+
+def _from_callable(ref: str) -> Any:
+    """The eval-mode model that ``package.module:callable`` (no arguments) returns."""
+    import importlib
+
+    from torch import nn
+
+    module_name, _, attr = ref.partition(":")
+    try:
+        fn: Any = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 - any failure of the user's module is one line
+        raise DwrError(f"cannot import {module_name!r} for {ref!r}: {exc}") from None
+    for part in attr.split("."):
+        fn = getattr(fn, part, None)
+    if not callable(fn):
+        raise DwrError(f"{ref!r}: {module_name} has no callable {attr!r}")
+    try:
+        model = fn()
+    except Exception as exc:  # noqa: BLE001
+        raise DwrError(f"{ref}() failed: {type(exc).__name__}: {exc}") from None
+    if not isinstance(model, nn.Module):
+        raise DwrError(f"{ref}() returned {type(model).__name__}, not a torch nn.Module")
+    return model.eval()
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What the preprocessing defaults read from a spec, for a model that has none."""
+
+    input_size: tuple[int, int, int]
+    num_classes: int
+
+    @property
+    def stem(self) -> str:
+        return "imagenet" if min(self.input_size[1:]) >= 64 else "cifar"
 
 
 def _numbers(values: Any, n: int) -> tuple[float, ...] | None:
@@ -102,7 +144,7 @@ def data_preprocessing(meta: dict[str, Any], spec: Any) -> tuple[Any, list[str],
         bundle = digits_bundle()
         mean, std = bundle.mean, bundle.std
     if dataset is None:
-        source = f"defaults for a {spec.stem} stem (no data set recorded)"
+        source = f"the defaults of {spec.stem} stems (no data set recorded)"
     if mean is None or std is None or len(mean) != c:
         raise DwrError(f"no normalisation known for data set {dataset!r}; retrain with dwr train")
     names = meta.get("class_names")
@@ -139,23 +181,38 @@ def run_convert(args: argparse.Namespace) -> int:
         model, meta = _from_checkpoint(args.model)
     elif _looks_like_path(args.model):
         raise DwrError(f"checkpoint {args.model!r} does not exist")
+    elif ":" in args.model:
+        model, meta = _from_callable(args.model), {}
     else:
         model, meta = create_model(args.model).eval(), {}  # random weights, for benchmarking
-    spec = model.spec
-    pre, names, source = data_preprocessing(meta, spec)
+    spec = getattr(model, "spec", None)
+    size = tuple(args.input_size) if args.input_size else None
+    example = None
+    if spec is None:  # the front door traces the model on an example input
+        import torch
+
+        example = torch.randn(1, *(size or (3, 224, 224)))
+        shape = _Shape(tuple(example.shape[1:]), engine.convert(model, example).num_classes)
+    else:
+        shape = spec if size is None else _Shape(size, spec.num_classes)
+    pre, names, source = data_preprocessing(meta, shape)
     if args.class_names:
-        names, source = _read_class_names(args.class_names, spec.num_classes), args.class_names
-    comp = engine.convert(model, preprocess=pre, class_names=names)
+        names, source = _read_class_names(args.class_names, shape.num_classes), args.class_names
+    extra = () if example is None else (example,)
+    comp = engine.convert(model, *extra, preprocess=pre, class_names=names)
     comp.save(args.out)
     engine.set_num_threads(args.threads)
     x = np.random.default_rng(0).standard_normal((1, *pre.input_size)).astype(np.float32)
     timing = measure(lambda: comp(x), repeats=args.repeats)
     engine.set_num_threads(1)
-    cost = count_cost(model, pre.input_size).totals()
+    try:
+        cost = count_cost(model, pre.input_size).totals()
+    except DwrError as exc:
+        raise DwrError(f"wrote {args.out}, but cannot count the model's cost: {exc}") from None
     result = {
         "out": str(args.out),
-        "model": spec.name or spec.family,
-        "source": "checkpoint" if meta else "registered model (random weights)",
+        "model": (spec.name or spec.family) if spec else args.model,
+        "source": _source(args.model, meta),
         "bytes": os.path.getsize(args.out),
         "format": engine.FORMAT_VERSION,
         "preprocess": {**pre.to_dict(), "from": source},
@@ -176,6 +233,8 @@ def run_convert(args: argparse.Namespace) -> int:
         f"input {c}x{h}x{w} (resize {pre.resize}, mean {_fmt_list(pre.mean)}, std "
         f"{_fmt_list(pre.std)}; {source}), {len(names)} classes ({_first_names(names)})"
     )
+    if spec is None:  # dwr.cost counts dwr's own binary layers as BOPs, other code as FLOPs
+        print("cost as dwr.cost counts it (binary convs not made of dwr layers count as float):")
     print(
         f"cost: BOPs {cost['bops']:.3e}  FLOPs {cost['flops']:.3e}  OPs {cost['ops']:.3e}  "
         f"params {cost['params']:,}  storage {cost['storage_bytes'] / 2**20:.2f} MiB"
@@ -185,6 +244,12 @@ def run_convert(args: argparse.Namespace) -> int:
         f"{args.threads} thread{'s' if args.threads > 1 else ''}, kernel {result['kernel']})"
     )
     return 0
+
+
+def _source(arg: str, meta: dict[str, Any]) -> str:
+    if meta:
+        return "checkpoint"
+    return "a Python callable" if ":" in arg else "registered model (random weights)"
 
 
 def _first_names(names: list[str]) -> str:
