@@ -292,12 +292,22 @@ def teacher_for(model: str, data, args, out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """One job (its backbones, methods and seeds) at a time per ``--out``: a second process
+    running the same job there exits 2 naming the first's pid. Parallel jobs with other
+    backbones, methods or seeds share ``--out``; every run directory has its own lock."""
+    from dwr.files import run_lock
+
     args = parse_args(argv)
     if args.report_only or args.remeasure_latency:
         if args.remeasure_latency:
             remeasure_latency(args)
         publish(args)
         return 0
+    with run_lock(args.out / "jobs", name=job_path(args).with_suffix(".lock").name):
+        return _train_table(args)
+
+
+def _train_table(args: argparse.Namespace) -> int:
     import torch
 
     import dwr
@@ -441,10 +451,10 @@ def machine() -> str:
 
 
 def save_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # parallel jobs may publish at once
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    """Atomic (unique temp file, fsync, rename): parallel jobs may publish at once."""
+    from dwr.files import atomic_write_json
+
+    atomic_write_json(path, obj, indent=1)
 
 
 # -- publishing -------------------------------------------------------------------------------
@@ -501,8 +511,9 @@ def write_markdown_table(table, path: Path) -> None:
             f"{t['mean']:.2f} ± {t['std']:.2f} ({t['n']}) | {_g(t['bops'])} | {_g(t['flops'])} | "
             f"{_g(t['ops'])} | {_g(t['params'])} | {_g(t['activations'])} | {lat} |"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
+    from dwr.files import atomic_write
+
+    atomic_write(path, "\n".join(lines) + "\n")
 
 
 def write_plot(table, path: Path) -> None:
@@ -537,9 +548,14 @@ def write_plot(table, path: Path) -> None:
             if j == 0:
                 ax.legend(fontsize=7)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    import io
+
+    from dwr.files import atomic_write
+
+    png = io.BytesIO()
+    fig.savefig(png, dpi=110, format="png")
     plt.close(fig)
+    atomic_write(path, png.getvalue())
 
 
 def cli(argv: list[str] | None = None) -> int:

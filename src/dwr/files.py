@@ -139,34 +139,61 @@ def _holder(lock_path: Path) -> str:
     return f"pid {pid}" if pid.isdigit() else "an unknown process"
 
 
+def _missing_dirs(path: Path) -> list[Path]:
+    """``path`` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def _acquire(d: Path, lock_path: Path) -> int:
+    """Open and flock ``lock_path``; retry if it was unlinked between the open and the lock."""
+    for _ in range(10):
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise DwrError(
+                f"cannot create the lock {lock_path}: {describe_os_error(exc)}"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise DwrError(
+                    f"{d} is in use by another dwr process ({_holder(lock_path)}); wait for it "
+                    "to finish or choose another --out"
+                ) from None
+            raise DwrError(f"cannot lock {lock_path}: {describe_os_error(exc)}") from None
+        try:
+            if os.fstat(fd).st_ino == os.stat(lock_path).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # locked a file that was just removed: try the new one
+    raise DwrError(f"cannot lock {lock_path}: it keeps being replaced")
+
+
 @contextlib.contextmanager
 def run_lock(directory: str | os.PathLike, name: str = LOCK_NAME) -> Iterator[Path]:
     """Hold an exclusive lock on ``directory`` (created if missing) for the ``with`` block.
 
     A second process asking for the same lock gets a :class:`DwrError` naming the holder's
     pid. The same process may re-enter its own lock. Non-zero ranks of a distributed run
-    skip the lock (rank 0 holds it for them).
+    skip the lock (rank 0 holds it for them). A directory this call created and in which
+    nothing was written (the run failed on bad input) is removed again. The lock file itself
+    stays: deleting it would let a waiting process lock a file that no longer has a name.
     """
+    created = _missing_dirs(Path(directory))
     d = check_writable_dir(directory)
     lock_path = d / name
     key = str(lock_path.resolve())
     if key in _held or _is_secondary_rank():
         yield lock_path
         return
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise DwrError(f"cannot create the lock {lock_path}: {describe_os_error(exc)}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        os.close(fd)
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            raise DwrError(
-                f"{d} is in use by another dwr process ({_holder(lock_path)}); wait for it "
-                "to finish or choose another --out"
-            ) from None
-        raise DwrError(f"cannot lock {lock_path}: {describe_os_error(exc)}") from None
+    fd = _acquire(d, lock_path)
     try:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
@@ -177,6 +204,11 @@ def run_lock(directory: str | os.PathLike, name: str = LOCK_NAME) -> Iterator[Pa
         yield lock_path
     finally:
         del _held[key]
+        if created and [p.name for p in d.iterdir()] == [name]:  # bad input: nothing written
+            with contextlib.suppress(OSError):
+                lock_path.unlink()  # while still locked, so no one can hold the old file
+                for c in created:  # deepest first; stops at the first that is not empty
+                    c.rmdir()
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
         with contextlib.suppress(OSError):

@@ -76,3 +76,68 @@ def test_download_checks_md5(tmp_path, monkeypatch):
     with pytest.raises(DwrError, match="could not download .*extract it"):
         load_dataset("cifar10", tmp_path, download=True)
     assert not any(tmp_path.iterdir())
+
+
+class _WritesMarker:
+    """Unpickling this calls ``pathlib.Path.write_text(marker, "pwned")``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.write_text, (pathlib.Path(self.marker), "pwned"))
+
+
+@pytest.mark.parametrize("victim", ["data_batch_1", "batches.meta"])
+def test_malicious_pickle_runs_nothing(cifar10_dir, tmp_path, victim):
+    marker = tmp_path / "marker"
+    payload = pickle.dumps({b"data": _WritesMarker(marker), b"labels": [], b"label_names": []})
+    pickle.loads(payload)  # the payload works: plain pickle writes the marker
+    assert marker.read_text() == "pwned"
+    marker.unlink()
+    (cifar10_dir / victim).write_bytes(payload)
+    with pytest.raises(DwrError, match=rf"refusing CIFAR file .*{victim}: it refers to pathlib"):
+        load_dataset("cifar10", cifar10_dir)
+    assert not marker.exists()
+
+
+def test_os_system_payload_is_refused(cifar10_dir, tmp_path):
+    marker = tmp_path / "marker2"
+    payload = b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."
+    (cifar10_dir / "test_batch").write_bytes(payload)
+    with pytest.raises(DwrError, match="it refers to os.system"):
+        load_dataset("cifar10", cifar10_dir)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "labels,needle",
+    [
+        ([b"cat"] * 20, "list of bytes"),
+        (["3"] * 20, "list of str"),
+        ("0123", "got a str"),
+        ([0.5] * 20, "list of float"),
+    ],
+)
+def test_non_integer_labels_are_a_clean_error(cifar10_dir, labels, needle):
+    import numpy as np
+
+    data = np.zeros((20, 3072), np.uint8)
+    with open(cifar10_dir / "data_batch_1", "wb") as f:
+        pickle.dump({b"data": data, b"labels": labels}, f)
+    with pytest.raises(DwrError, match=rf"data_batch_1: 'labels' should be .*{needle}"):
+        load_dataset("cifar10", cifar10_dir)
+
+
+def test_python2_style_numpy_core_pickles_load(cifar10_dir):
+    """The official files name ``numpy.core.multiarray`` (NumPy 1); they still load."""
+    raw = (cifar10_dir / "test_batch").read_bytes()
+    path = cifar10_dir / "test_batch"
+    d = pickle.loads(raw, encoding="bytes")
+    path.write_bytes(
+        pickle.dumps(d, protocol=2).replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    )
+    assert b"numpy.core.multiarray" in path.read_bytes()
+    assert load_dataset("cifar10", cifar10_dir).size("test") == 10

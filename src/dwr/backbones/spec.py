@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
 from dwr.errors import DwrError
+from dwr.limits import check_spec_size
 
 FAMILIES = ("resnet", "vgg")
 STEMS = ("cifar", "cifar_pool", "imagenet")
@@ -38,7 +40,7 @@ MAX_WIDTH = 16384
 def _ints(values: Any, what: str) -> tuple[int, ...]:
     try:
         out = tuple(int(v) for v in values)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: inf
         raise DwrError(f"{what} must be a list of integers, got {values!r}") from None
     if any(float(v) != int(v) for v in values):
         raise DwrError(f"{what} must be whole numbers, got {list(values)}")
@@ -68,6 +70,11 @@ class BackboneSpec:
     def __post_init__(self) -> None:
         for attr in ("depths", "widths", "strides"):
             object.__setattr__(self, attr, _ints(getattr(self, attr), attr))
+        for attr in ("stem_width", "block_convs", "num_classes", "in_channels"):
+            value = getattr(self, attr)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise DwrError(f"{attr} must be an integer, got {value!r}")
+            object.__setattr__(self, attr, int(value))
         self.validate()
 
     # -- checks ---------------------------------------------------------------------------
@@ -107,6 +114,7 @@ class BackboneSpec:
             raise DwrError(f"{label}: block_convs must be 1 or 2, got {self.block_convs}")
         if self.num_classes < 1 or self.in_channels < 1:
             raise DwrError(f"{label}: num_classes and in_channels must be >= 1")
+        check_spec_size(self, label)  # upper bounds: depth, classes, channels, weights
 
     def _example(self, attr: str) -> tuple[int, ...]:
         return (1,) * len(self.strides) if attr == "depths" else (64,) * len(self.strides)

@@ -5,12 +5,17 @@ CIFAR-10 directory (``cifar-10-batches-py``): ``data_batch_*``, ``test_batch``,
 Each batch is a pickled dict whose ``data`` is an (N, 3072) uint8 array of 3x32x32 images
 stored channel-major, with ``labels`` (CIFAR-10) or ``fine_labels`` (CIFAR-100).
 
+The batches are read with :class:`SafeUnpickler`, which allows only the types the format uses,
+so a malicious "data" file cannot run code.
+
 Training augmentation (batched): random crop with 4-pixel padding and horizontal flips.
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import importlib
 import os
 import pickle
 import shutil
@@ -83,12 +88,63 @@ def md5sum(path: Path) -> str:
     return h.hexdigest()
 
 
+def _numpy_core(sub: str):
+    try:
+        return importlib.import_module(f"numpy._core.{sub}")  # NumPy >= 2
+    except ImportError:  # pragma: no cover - NumPy 1.x
+        return importlib.import_module(f"numpy.core.{sub}")
+
+
+#: Everything a CIFAR pickle (from Python 2 or 3, any protocol) refers to: NumPy's array and
+#: scalar reconstructors, and ``_codecs.encode`` (how protocol 2 stores bytes).
+_ALLOWED = {
+    (f"numpy.{core}.{sub}", name): (sub, name)
+    for core in ("core", "_core")
+    for sub, name in (
+        ("multiarray", "_reconstruct"),
+        ("multiarray", "scalar"),
+        ("numeric", "_frombuffer"),
+    )
+}
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """Unpickles only what the CIFAR format holds: dicts, lists, tuples, bytes, str, numbers
+    and NumPy arrays and scalars. Any other class or function (``os.system``, ``eval``, ...)
+    raises :class:`pickle.UnpicklingError` before anything runs: a data file cannot run code."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in _ALLOWED:
+            sub, attr = _ALLOWED[module, name]
+            return getattr(_numpy_core(sub), attr)
+        if module == "numpy" and name in ("ndarray", "dtype"):
+            return getattr(np, name)
+        if (module, name) == ("_codecs", "encode"):
+            return codecs.encode
+        raise pickle.UnpicklingError(f"it refers to {module}.{name}")
+
+
+def safe_load(f) -> object:
+    """:class:`SafeUnpickler` on a binary file, bytes decoded as Python 2 wrote them."""
+    return SafeUnpickler(f, encoding="bytes").load()
+
+
 def _unpickle(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
-            obj = pickle.load(f, encoding="bytes")
+            obj = safe_load(f)
     except FileNotFoundError:
         raise DwrError(f"missing CIFAR file {path}") from None
+    except pickle.UnpicklingError as exc:
+        if str(exc).startswith("it refers to"):
+            raise DwrError(
+                f"refusing CIFAR file {path}: {exc}, which a CIFAR batch never holds (the "
+                "file may be malicious); replace it with the official data"
+            ) from None
+        raise DwrError(
+            f"corrupted CIFAR file {path} (UnpicklingError: {exc}); "
+            "delete the directory and download it again (--download)"
+        ) from None
     except Exception as exc:  # bad pickle, truncated file, wrong encoding
         raise DwrError(
             f"corrupted CIFAR file {path} ({type(exc).__name__}: {exc}); "
@@ -107,8 +163,13 @@ def _read_batch(path: Path, info: CifarInfo) -> tuple[torch.Tensor, torch.Tensor
             f"corrupted CIFAR file {path}: it lacks 'data' or '{info.label_key.decode()}' "
             f"(has {keys}); is this a {info.name} batch?"
         )
-    data = np.asarray(d[b"data"])
-    labels = np.asarray(d[info.label_key], dtype=np.int64)
+    data = d[b"data"]
+    if not isinstance(data, np.ndarray):
+        raise DwrError(
+            f"corrupted CIFAR file {path}: 'data' should be a uint8 array, got "
+            f"{type(data).__name__}"
+        )
+    labels = _labels(path, d[info.label_key], info)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         raise DwrError(
             f"corrupted CIFAR file {path}: 'data' should be uint8 N x 3072, "
@@ -120,6 +181,24 @@ def _read_batch(path: Path, info: CifarInfo) -> tuple[torch.Tensor, torch.Tensor
         raise DwrError(f"corrupted CIFAR file {path}: labels do not match the images")
     images = torch.from_numpy(data.reshape(-1, 3, 32, 32).copy())
     return images, torch.from_numpy(labels)
+
+
+def _labels(path: Path, raw: object, info: CifarInfo) -> np.ndarray:
+    """The labels as int64, or a DwrError if they are not a flat list of integers."""
+    ok = isinstance(raw, list | tuple) and all(
+        isinstance(v, int | np.integer) and not isinstance(v, bool) for v in raw
+    )
+    if isinstance(raw, np.ndarray) and raw.ndim == 1 and np.issubdtype(raw.dtype, np.integer):
+        ok = True
+    if not ok:
+        kind = type(raw).__name__
+        sample = next(iter(raw), None) if isinstance(raw, list | tuple | np.ndarray) else None
+        what = f"{kind} of {type(sample).__name__}" if sample is not None else kind
+        raise DwrError(
+            f"corrupted CIFAR file {path}: '{info.label_key.decode()}' should be a list of "
+            f"integer labels, got a {what}"
+        )
+    return np.asarray(raw, dtype=np.int64)
 
 
 def default_root() -> Path:
@@ -191,7 +270,13 @@ def cifar_bundle(name: str, root: str | os.PathLike | None, download_: bool) -> 
         raise DwrError(
             f"corrupted CIFAR file {folder / info.meta_file}: no {info.names_key.decode()!r}"
         )
-    class_names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta[info.names_key]]
+    names = meta[info.names_key]
+    if not isinstance(names, list | tuple) or not all(isinstance(n, bytes | str) for n in names):
+        raise DwrError(
+            f"corrupted CIFAR file {folder / info.meta_file}: "
+            f"{info.names_key.decode()!r} should be a list of names"
+        )
+    class_names = [n.decode(errors="replace") if isinstance(n, bytes) else n for n in names]
     parts = [_read_batch(f, info) for f in train_files]
     train = TensorSplit(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
     test = TensorSplit(*_read_batch(folder / info.test_file, info))

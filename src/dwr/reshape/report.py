@@ -1,27 +1,24 @@
 """The ``dwr run`` report: one row per network (original, naive, dwr) as JSON, Markdown, PNG.
 
-Files are written to temporary names and renamed into place (``report.json`` last), so a
-report that exists is complete.
+Files are written atomically with :mod:`dwr.files` (``report.json`` last), so a report that
+exists is complete.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import io
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+from dwr.files import atomic_write, atomic_write_json
 
 ROW_KEYS = ("name", "depths", "widths", "bops", "flops", "ops", "activations", "params", "top1")
 REPORT_FILES = ("report.md", "report.png", "report.json")
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    """Write JSON atomically (:func:`dwr.files.atomic_write_json`)."""
+    atomic_write_json(path, obj)
 
 
 def _si(n: float) -> str:
@@ -77,8 +74,9 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot(report: dict[str, Any], path: Path) -> None:
-    """Top-1 against OPs and against activations for every row, saved as a PNG."""
+def plot(report: dict[str, Any], path: Path | BinaryIO) -> None:
+    """Top-1 against OPs and against activations for every row, saved as a PNG (to a path or
+    a binary file)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -113,10 +111,8 @@ def remove_report(out: Path) -> None:
 def write_report(report: dict[str, Any], out: Path) -> None:
     """report.md, report.png, then report.json, each written atomically."""
     out = Path(out)
-    md_tmp = out / "report.md.tmp"
-    md_tmp.write_text(markdown(report))
-    png_tmp = out / "report.png.tmp"
-    plot(report, png_tmp)
-    os.replace(md_tmp, out / "report.md")
-    os.replace(png_tmp, out / "report.png")
+    png = io.BytesIO()
+    plot(report, png)  # drawn first: a plotting error leaves no partial report
+    atomic_write(out / "report.md", markdown(report))
+    atomic_write(out / "report.png", png.getvalue())
     write_json(out / "report.json", report)

@@ -22,6 +22,8 @@ from torch import nn
 from dwr.backbones import BackboneSpec, build, get_spec, list_models
 from dwr.data import DataBundle
 from dwr.errors import DwrError
+from dwr.files import run_lock
+from dwr.limits import check_memory
 from dwr.train.checkpoint import (
     describe,
     load_checkpoint,
@@ -90,6 +92,41 @@ def _lightning_output(quiet: bool):
         finally:
             for lg, level in zip(loggers, levels, strict=True):
                 lg.setLevel(level)
+
+
+def _trainer(**kwargs: Any):
+    """``pl.Trainer(**kwargs)``; Lightning's configuration errors (a bad ``devices``,
+    ``accelerator``, ``strategy`` or ``num_nodes``, a GPU asked for but absent) as DwrError."""
+    import lightning.pytorch as pl
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return pl.Trainer(**kwargs)
+    except (MisconfigurationException, ValueError, TypeError, RuntimeError) as exc:
+        chosen = ", ".join(
+            f"--{k.replace('_', '-')} {kwargs[k]}"
+            for k in ("devices", "accelerator", "strategy", "num_nodes")
+            if k in kwargs
+        )
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DwrError(f"invalid Lightning settings ({chosen}): {first}") from None
+
+
+def check_trainer_settings(
+    devices: int | str = 1, num_nodes: int = 1, strategy: str = "auto", accelerator: str = "auto"
+) -> None:
+    """Build and discard a Trainer with these settings, so a bad one fails before any work."""
+    with _lightning_output(quiet=True):
+        _trainer(
+            devices=devices,
+            num_nodes=num_nodes,
+            strategy=strategy,
+            accelerator=accelerator,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
 
 
 def _complete_result(path: Path, spec: BackboneSpec, epochs: int) -> dict[str, Any] | None:
@@ -163,6 +200,10 @@ def _fit_phase(
         "real_weights": real_weights,
         "num_classes": data.num_classes,
         "input_size": list(data.input_size),
+        # what `dwr convert` stores in the engine file, so `dwr predict` preprocesses alike
+        "class_names": [str(n) for n in data.class_names],
+        "mean": [float(v) for v in data.mean],
+        "std": [float(v) for v in data.std],
     }
     module = BnnModule(model, cfg, weight_decay, meta, teacher)
     val_split = "val" if "val" in data.splits else "test"
@@ -170,7 +211,7 @@ def _fit_phase(
     if not quiet:
         callbacks.append(ProgressBar())
     with _lightning_output(quiet):
-        trainer = pl.Trainer(
+        trainer = _trainer(
             max_epochs=cfg["epochs"],
             logger=False,
             enable_checkpointing=False,
@@ -279,11 +320,38 @@ def train(
     ``resume=True`` continues from ``out_dir/last.ckpt`` (optimizer, scheduler, epoch, RNG);
     if ``result.json`` is already complete it is returned without training. Without
     ``resume``, a directory holding a previous run is an error (nothing is overwritten).
+    ``out_dir`` is locked (:func:`dwr.files.run_lock`) for the whole run: a second process
+    training into it gets a :class:`DwrError` naming this one's pid.
     """
     t0 = time.perf_counter()
     cfg = resolve_recipe(recipe, data.name, overrides)
     spec = _fit_spec(spec, data)
-    out = Path(out_dir)
+    check_memory(spec, tuple(data.input_size), max(cfg["batch_size"], cfg["eval_batch_size"]))
+    trainer_kwargs = {
+        "devices": devices,
+        "num_nodes": num_nodes,
+        "strategy": strategy,
+        "accelerator": accelerator,
+    }
+    check_trainer_settings(**trainer_kwargs)
+    with run_lock(out_dir):
+        return _train(
+            t0, cfg, spec, data, Path(out_dir), teacher, resume, quiet, seed, trainer_kwargs
+        )
+
+
+def _train(
+    t0: float,
+    cfg: dict[str, Any],
+    spec: BackboneSpec,
+    data: DataBundle,
+    out: Path,
+    teacher: str | os.PathLike | None,
+    resume: bool,
+    quiet: bool,
+    seed: int,
+    trainer_kwargs: dict[str, Any],
+) -> dict[str, Any]:
     result_path = out / "result.json"
     if resume:
         done = _complete_result(result_path, spec, cfg["epochs"])
@@ -299,12 +367,7 @@ def train(
         "resume": resume,
         "quiet": quiet,
         "seed": seed,
-        "trainer_kwargs": {
-            "devices": devices,
-            "num_nodes": num_nodes,
-            "strategy": strategy,
-            "accelerator": accelerator,
-        },
+        "trainer_kwargs": trainer_kwargs,
     }
     teacher_net = _resolve_teacher(teacher, data, out, cfg, **phase) if teacher else None
     init = None

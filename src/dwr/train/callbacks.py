@@ -14,7 +14,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 
-from dwr.train.checkpoint import atomic_write_text
+from dwr.files import atomic_write_text
 
 COLUMNS = ("epoch", "loss", "acc", "val_top1", "val_top5", "lr", "images_per_s", "seconds")
 

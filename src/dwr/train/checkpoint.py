@@ -1,17 +1,24 @@
-"""Checkpoints that survive crashes and describe themselves.
+"""Checkpoints that survive crashes, describe themselves and detect corruption.
 
-A checkpoint is one file (Lightning's dict) written to a temporary file in the same directory
-and renamed over the target (``os.replace`` is atomic), so ``last.ckpt`` and ``best.ckpt`` are
-always either the old or the new complete file. Besides Lightning's state (weights, optimizer,
-scheduler, loops, callbacks) it holds ``checkpoint["dwr"]``: the model spec, the recipe, the
-epoch, whether weights were real-valued (two-step, step 1) and the RNG states.
+A checkpoint is one file (Lightning's dict) written with :func:`dwr.files.atomic_write`
+(temporary file, fsync, rename), so ``last.ckpt`` and ``best.ckpt`` are always either the old
+or the new complete file; a full disk is a :class:`DwrError` and leaves the old file.
+
+Besides Lightning's state (weights, optimizer, scheduler, loops, callbacks) it holds
+``checkpoint["dwr"]``: the model spec, the recipe, the epoch, whether weights were
+real-valued (two-step, step 1), the RNG states and a SHA-256 ``checksum`` of the spec and
+the state dict. Loading refuses a mismatch (a flipped byte) and non-finite weights; a
+checkpoint from before checksums loads with an :class:`UnverifiedCheckpoint` warning.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,36 +27,93 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from dwr.backbones import Backbone, BackboneSpec, build
-from dwr.errors import DwrError
+from dwr.errors import DwrError, DwrWarning
+from dwr.files import atomic_write, atomic_write_json
+from dwr.limits import check_memory
 
 FORMAT = 1
 
 
 def atomic_write_bytes(path: str | os.PathLike, write) -> None:
-    """Call ``write(file)`` on a temporary file next to ``path``, fsync, rename it to ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, lambda f: f.write(text.encode()))
+    """Call ``write(file)`` into memory, then :func:`dwr.files.atomic_write` the bytes, so a
+    serialiser's own wrapping of I/O errors (``torch.save`` raises ``RuntimeError`` on a
+    full disk) never hides an ``OSError``: every write failure is a :class:`DwrError`."""
+    buf = io.BytesIO()
+    write(buf)
+    atomic_write(path, buf.getvalue())
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+    atomic_write_json(path, obj)
+
+
+# -- integrity ----------------------------------------------------------------------------------
+class UnverifiedCheckpoint(DwrWarning):
+    """A checkpoint without a checksum was loaded."""
+
+
+def checksum(ckpt: dict[str, Any]) -> str:
+    """SHA-256 of the model spec (canonical JSON) and of every tensor of the state dict
+    (name, dtype, shape and bytes, in sorted name order)."""
+    h = hashlib.sha256()
+    h.update(json.dumps(ckpt["dwr"]["spec"], sort_keys=True).encode())
+    for name in sorted(ckpt["state_dict"]):
+        t = ckpt["state_dict"][name].detach().cpu().contiguous()
+        h.update(f"\0{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def seal(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """Add ``ckpt["dwr"]["checksum"]`` (see :func:`checksum`) before writing."""
+    if isinstance(ckpt.get("dwr"), dict) and "spec" in ckpt["dwr"]:
+        ckpt["dwr"]["checksum"] = {"sha256": checksum(ckpt)}
+    return ckpt
+
+
+def _check_structure(p: Path, ckpt: Any) -> None:
+    if not isinstance(ckpt, dict) or "dwr" not in ckpt or "state_dict" not in ckpt:
+        raise DwrError(f"{p} is not a dwr checkpoint (it has no model spec); was it made by dwr?")
+    meta, sd = ckpt["dwr"], ckpt["state_dict"]
+    if not isinstance(meta, dict) or not isinstance(meta.get("spec"), dict):
+        raise DwrError(
+            f"checkpoint {p} is malformed: its 'dwr' entry must be a mapping holding the "
+            f"model spec, got {type(meta).__name__}"
+        )
+    if not isinstance(sd, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in sd.items()
+    ):
+        raise DwrError(
+            f"checkpoint {p} is malformed: its state dict must map names to tensors, got "
+            f"{type(sd).__name__}"
+        )
+
+
+def verify(p: Path, ckpt: dict[str, Any]) -> None:
+    """Refuse a checksum mismatch or non-finite weights; warn on an unverified old file."""
+    stored = ckpt["dwr"].get("checksum")
+    if stored is None:
+        warnings.warn(
+            f"checkpoint {p} has no checksum (written by an older dwr): its weights are unverified",
+            UnverifiedCheckpoint,
+            stacklevel=3,
+        )
+    elif not isinstance(stored, dict) or stored.get("sha256") != checksum(ckpt):
+        raise DwrError(
+            f"checkpoint {p} is corrupt: its tensors or spec do not match its checksum; "
+            "use another checkpoint (e.g. best.ckpt or last.ckpt of the same run) or retrain"
+        )
+    for name, t in ckpt["state_dict"].items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise DwrError(
+                f"checkpoint {p} holds non-finite weights (NaN or inf in {name}); "
+                "use an earlier checkpoint or retrain with a lower --lr"
+            )
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a checkpoint dict; :class:`DwrError` naming the file if missing, truncated or alien."""
+    """Load a checkpoint dict; :class:`DwrError` naming the file if missing, truncated, alien,
+    malformed, corrupt (checksum mismatch) or holding non-finite weights."""
     p = Path(path)
     if not p.is_file():
         raise DwrError(f"checkpoint {p} does not exist")
@@ -61,8 +125,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             f"checkpoint {p} is truncated or corrupt ({msg}); use another checkpoint "
             "(e.g. best.ckpt or last.ckpt of the same run) or retrain"
         ) from None
-    if not isinstance(ckpt, dict) or "dwr" not in ckpt or "state_dict" not in ckpt:
-        raise DwrError(f"{p} is not a dwr checkpoint (it has no model spec); was it made by dwr?")
+    _check_structure(p, ckpt)
+    verify(p, ckpt)
     return ckpt
 
 
@@ -70,8 +134,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning checkpoint I/O: tmp file + rename on save, clear errors on load."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, lambda f: torch.save(checkpoint, f))
+        atomic_write_bytes(path, lambda f: torch.save(seal(checkpoint), f))
 
     def load_checkpoint(self, path, map_location=None, weights_only=None):
         return read_checkpoint(path)
@@ -134,7 +197,7 @@ def load_checkpoint(
     meta = ckpt["dwr"]
     try:
         saved = BackboneSpec.from_dict(meta["spec"])
-    except (KeyError, DwrError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:  # DwrError is a ValueError
         raise DwrError(f"checkpoint {path} holds an invalid model spec: {exc}") from None
     want = model.spec if model is not None else spec
     if want is not None and want != saved:
@@ -142,6 +205,8 @@ def load_checkpoint(
             f"checkpoint {path} is for {describe(saved)}, not {describe(want)}; "
             "pick the checkpoint of that architecture or rebuild the model from the checkpoint"
         )
+    if model is None:
+        check_memory(saved, saved.input_size)  # a spec from a file: estimate before building
     net = model if model is not None else build(saved)
     if meta.get("real_weights"):
         set_real_weights(net, True)

@@ -14,11 +14,13 @@ Defaults may depend on the data set (``digits`` gets a short small-data schedule
 from __future__ import annotations
 
 import copy
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 from dwr.errors import DwrError
+from dwr.limits import MAX_BATCH, MAX_EPOCHS, MAX_WORKERS
 
 BASE: dict[str, Any] = {
     "steps": 1,  # 1: one-step; 2: two-step (ReActNet)
@@ -189,17 +191,37 @@ def resolve_recipe(
     for key, allowed in CHOICES.items():
         if cfg[key] not in allowed:
             raise DwrError(f"recipe key {key!r} must be one of {list(allowed)}, got {cfg[key]!r}")
-    for key in ("epochs", "batch_size", "eval_batch_size"):
-        if cfg[key] < 1:
-            raise DwrError(f"recipe key {key!r} must be >= 1, got {cfg[key]}")
-    if cfg["lr"] <= 0:
-        raise DwrError(f"recipe key 'lr' must be > 0, got {cfg['lr']}")
-    if not 0 <= cfg["label_smoothing"] < 1 or not 0 <= cfg["distill_weight"] <= 1:
-        raise DwrError(
-            "recipe keys 'label_smoothing' must be in [0, 1), 'distill_weight' in [0, 1]"
-        )
+    check_ranges(cfg)
     cfg["recipe"] = name
     return cfg
+
+
+#: key -> (lowest, highest, whether the lowest is allowed) for every numeric recipe key.
+RANGES: dict[str, tuple[float, float, bool]] = {
+    "epochs": (1, MAX_EPOCHS, True),
+    "batch_size": (1, MAX_BATCH, True),
+    "eval_batch_size": (1, MAX_BATCH, True),
+    "lr": (0.0, 10.0, False),
+    "momentum": (0.0, 1.0, True),
+    "weight_decay": (0.0, 1.0, True),
+    "step1_weight_decay": (0.0, 1.0, True),
+    "warmup_epochs": (0.0, MAX_EPOCHS, True),
+    "label_smoothing": (0.0, 0.999, True),
+    "distill_weight": (0.0, 1.0, True),
+    "teacher_epochs": (0, MAX_EPOCHS, True),
+    "train_batches": (0, 10**9, True),
+    "grad_clip": (0.0, 1e9, True),
+    "workers": (0, MAX_WORKERS, True),
+}
+
+
+def check_ranges(cfg: dict[str, Any]) -> None:
+    """Every numeric key finite and in its range (:data:`RANGES`), else a :class:`DwrError`."""
+    for key, (lo, hi, lo_ok) in RANGES.items():
+        value = cfg[key]
+        if not math.isfinite(value) or value > hi or value < lo or (value == lo and not lo_ok):
+            low = f"[{lo:g}" if lo_ok else f"({lo:g}"
+            raise DwrError(f"recipe key {key!r} must be in {low}, {hi:g}], got {value!r}")
 
 
 def parse_set(items: list[str] | None) -> dict[str, Any]:

@@ -5,17 +5,24 @@ from __future__ import annotations
 import argparse
 import os
 
-from dwr.cli.options import print_json
+from dwr.cli.options import int_in, print_json, threads_type
 from dwr.errors import DwrError
+from dwr.limits import MAX_BATCH, MAX_INPUT_SIDE, check_memory
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="latency of the bit-packed engine against PyTorch")
     p.add_argument("model", metavar="NAME|CHECKPOINT", help="registered model or checkpoint file")
-    p.add_argument("--threads", type=int, default=1, help="threads (engine and PyTorch)")
-    p.add_argument("--batch", type=int, default=1, help="images per call")
-    p.add_argument("--repeats", type=int, default=20, help="timed runs per runner")
-    p.add_argument("--size", type=int, help="input side (default: the spec's, 224 or 32)")
+    p.add_argument("--threads", type=threads_type, default=1, help="threads (engine and PyTorch)")
+    p.add_argument("--batch", type=int_in(1, MAX_BATCH, "batch"), default=1, help="images per call")
+    p.add_argument(
+        "--repeats", type=int_in(1, 100_000, "repeats"), default=20, help="timed runs per runner"
+    )
+    p.add_argument(
+        "--size",
+        type=int_in(1, MAX_INPUT_SIDE, "size"),
+        help="input side (default: the spec's, 224 or 32)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_bench)
 
@@ -37,15 +44,14 @@ def _load(arg: str):
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    if args.threads < 1 or args.batch < 1 or args.repeats < 1:
-        raise DwrError("--threads, --batch and --repeats must be >= 1")
-    if args.size is not None and args.size < 1:
-        raise DwrError("--size must be >= 1")
     import dwr.engine as engine_mod
     from dwr.backbones import create_model
     from dwr.engine.bench import time_model
 
     model = _load(args.model)
+    c, side, _ = model.spec.input_size
+    # three runners (engine, float twin, simulated BNN) hold a batch's activations each
+    check_memory(model.spec, (c, args.size or side, args.size or side), 3 * args.batch)
     engine = engine_mod.convert(model)
     twin = create_model(model.spec.replace(binary=False))
     size = (args.size, args.size) if args.size else None

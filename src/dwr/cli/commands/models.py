@@ -5,9 +5,15 @@ from __future__ import annotations
 import argparse
 
 from dwr.backbones import get_spec, list_models
-from dwr.cli.options import add_model_arguments, print_json, spec_from_args
-from dwr.cost import count_cost
+from dwr.cli.options import (
+    add_input_size_argument,
+    add_model_arguments,
+    print_json,
+    spec_from_args,
+    threads_type,
+)
 from dwr.errors import DwrError
+from dwr.limits import check_memory
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,8 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("summary", help="per-layer cost table of a backbone")
     add_model_arguments(p)
-    p.add_argument("--input-size", type=int, nargs=3, metavar=("C", "H", "W"))
+    add_input_size_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--latency", action="store_true", help="predicted engine ms per op")
+    p.add_argument("--threads", type=threads_type, default=1, help="threads for --latency (1)")
     p.set_defaults(func=run_summary)
 
 
@@ -60,7 +68,11 @@ def run_summary(args: argparse.Namespace) -> int:
         raise DwrError(
             f"--input-size has {input_size[0]} channels but {spec.name} takes {spec.in_channels}"
         )
+    from dwr.cost import count_cost  # PyTorch: only the commands that need it import it
+
+    check_memory(spec, input_size)  # counting builds the network and runs one image
     report = count_cost(spec, input_size)
+    latency = _latency(spec, input_size, args.threads) if args.latency else None
     if args.json:
         print_json(
             {
@@ -68,6 +80,7 @@ def run_summary(args: argparse.Namespace) -> int:
                 "depths": list(spec.depths),
                 "widths": list(spec.widths),
                 **report.to_dict(),
+                **({"latency": latency} if latency else {}),
                 "spec": spec.to_dict(),
             }
         )
@@ -92,4 +105,14 @@ def run_summary(args: argparse.Namespace) -> int:
         f"params {_fmt(t['params'])} (binary {_fmt(t['binary_params'])})  "
         f"storage {t['storage_bytes'] / 2**20:.2f} MiB  activations {_fmt(t['activations'])}"
     )
+    if latency:
+        from dwr.cli.commands.profile import print_latency
+
+        print_latency(latency)
     return 0
+
+
+def _latency(spec, input_size, threads: int) -> dict:
+    from dwr.cost.latency import predict
+
+    return predict(spec, input_size=tuple(input_size), threads=threads).to_dict()

@@ -6,8 +6,22 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dwr.cli.options import add_data_arguments, add_model_arguments, print_json, spec_from_args
+from dwr.cli.options import (
+    add_data_arguments,
+    add_model_arguments,
+    float_in,
+    int_in,
+    print_json,
+    seed_type,
+    spec_from_args,
+)
 from dwr.errors import DwrError
+from dwr.files import atomic_write_json, check_writable_file, run_lock
+from dwr.limits import MAX_EPOCHS
+
+MAX_SAMPLES = 1_000_000
+samples_type = int_in(1, MAX_SAMPLES, "samples")
+epochs_type = int_in(1, MAX_EPOCHS, "epochs")
 
 COLUMNS = ("depths", "widths", "bops", "flops", "ops", "params", "activations")
 
@@ -50,15 +64,32 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cluster_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return {"min_samples": args.min_samples, "eps": args.eps}
+    return {"min_samples": args.min_samples, "eps": args.eps, "width_multiple": args.width_multiple}
+
+
+def add_width_multiple(p: argparse.ArgumentParser) -> None:
+    """``--width-multiple K``: widths in multiples of K (64: whole packed words)."""
+
+    def multiple(text: str) -> int:
+        if not text.isdigit() or int(text) < 1:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+        return int(text)
+
+    p.add_argument("--width-multiple", type=multiple, default=1, metavar="K",
+                   help="widths in multiples of K (64: whole packed words; default 1)")  # fmt: skip
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reshape", help="naive depth-width reshaping of a backbone")
     add_model_arguments(p)
     p.add_argument(
-        "--factor", type=float, required=True, metavar="S", help="depth / S, width * sqrt(S)"
+        "--factor",
+        type=float,
+        required=True,
+        metavar="S",
+        help="depth / S, width * sqrt(S)",
     )
+    add_width_multiple(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_reshape)
 
@@ -71,11 +102,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the original backbone the checkpoint was reshaped from",
     )
     add_data_arguments(p, download=False)
-    p.add_argument("--samples", type=int, default=256, help="images to cluster on (256)")
+    p.add_argument("--samples", type=samples_type, default=256, help="images to cluster on (256)")
     add_cluster_arguments(p)
     p.add_argument("--budget", default="original", help="'original' (default) or a number")
-    p.add_argument("--budget-metric", default="bops", choices=("bops", "ops"))
-    p.add_argument("--seed", type=int, default=0, help="which sample images")
+    p.add_argument("--budget-metric", default="bops", choices=("bops", "ops", "latency"))
+    add_width_multiple(p)
+    p.add_argument("--seed", type=seed_type, default=0, help="which sample images")
     p.add_argument("--out", default=None, metavar="FILE", help="write the result as JSON")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_prune)
@@ -86,27 +118,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--factor", type=float, default=2.0)
     p.add_argument(
         "--overparam",
-        type=float,
+        type=float_in(0.0, 100.0, "overparam", lo_ok=False),
         default=1.5,
         help="widen the naive reshaped net by this before pre-training (1.5)",
     )
     p.add_argument("--recipe", default="one-step")
     p.add_argument(
         "--epochs",
-        type=int,
+        type=epochs_type,
         default=None,
         help="epochs of each full training (digits: 10; else the recipe's)",
     )
     p.add_argument(
         "--pretrain-epochs",
-        type=int,
+        type=epochs_type,
         default=None,
         help="epochs of the pre-training before pruning (a third of --epochs)",
     )
-    p.add_argument("--budget-metric", default="bops", choices=("bops", "ops"))
-    p.add_argument("--samples", type=int, default=256, help="images to cluster on (256)")
+    p.add_argument("--budget-metric", default="bops", choices=("bops", "ops", "latency"))
+    add_width_multiple(p)
+    p.add_argument("--samples", type=samples_type, default=256, help="images to cluster on (256)")
     add_cluster_arguments(p)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_type, default=0)
     p.add_argument("--resume", action="store_true", help="skip stages that finished")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--out", required=True, metavar="DIR")
@@ -152,7 +185,7 @@ def run_reshape(args: argparse.Namespace) -> int:
     from dwr.reshape import naive_reshape
 
     spec = spec_from_args(args)
-    new = naive_reshape(spec, args.factor)
+    new = naive_reshape(spec, args.factor, args.width_multiple)
     before, after = cost_row(spec), cost_row(new)
     ratio = before["activations"] / after["activations"] if after["activations"] else 0.0
     if args.json:
@@ -185,12 +218,18 @@ def _data_spec(spec, data):
 
 
 def run_prune(args: argparse.Namespace) -> int:
+    if args.out:  # checked before the clustering, held until the result is written
+        out_path = check_writable_file(args.out)
+        with run_lock(out_path.parent):
+            return _prune(args)
+    return _prune(args)
+
+
+def _prune(args: argparse.Namespace) -> int:
     from dwr.backbones import get_spec
     from dwr.data import load_dataset
     from dwr.reshape import check_reshaped, prune, resolve_budget
 
-    if args.samples < 1:
-        raise DwrError(f"--samples must be positive, got {args.samples}")
     original = get_spec(args.model)
     if not Path(args.checkpoint).is_file():
         raise DwrError(f"checkpoint {args.checkpoint!r} does not exist")
@@ -207,9 +246,7 @@ def run_prune(args: argparse.Namespace) -> int:
     )
     out = result.to_dict()
     if args.out:
-        from dwr.reshape.report import write_json
-
-        write_json(Path(args.out), out)
+        atomic_write_json(Path(args.out), out)
     if args.json:
         print_json(out)
         return 0
@@ -232,6 +269,11 @@ def run_prune(args: argparse.Namespace) -> int:
 def run_run(args: argparse.Namespace) -> int:
     from dwr.reshape.pipeline import run_pipeline
 
+    with run_lock(args.out):
+        return _run(args, run_pipeline)
+
+
+def _run(args: argparse.Namespace, run_pipeline) -> int:
     report = run_pipeline(
         model=args.model,
         dataset=args.dataset,

@@ -4,16 +4,38 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 
-from dwr.cli.options import add_data_arguments, print_json
+from dwr.backbones.spec import MAX_WIDTH
+from dwr.cli.options import (
+    add_data_arguments,
+    float_in,
+    int_in,
+    print_json,
+    seed_type,
+    threads_type,
+)
 from dwr.errors import DwrError
+from dwr.limits import MAX_BATCH, MAX_CLASSES, MAX_DEPTH, MAX_EPOCHS, MAX_WORKERS
+
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
+batch_type = int_in(1, MAX_BATCH, "batch size")
+val_fraction_type = float_in(0.0, 1.0, "val-fraction", hi_ok=False)
 
 
-def _int_or_str(value: str) -> int | str:
+def devices_type(text: str) -> int | str:
+    """``auto``, a number of devices (>= 1) or a list of GPU ids such as ``0,1``."""
+    if text == "auto" or re.fullmatch(r"\d+(,\d+)+,?|\d+,", text):
+        return text
     try:
-        return int(value)
+        n = int(text)
     except ValueError:
-        return value
+        n = None
+    if n is None or not 1 <= n <= 1024:
+        raise argparse.ArgumentTypeError(
+            f"devices must be 'auto', a number from 1 to 1024 or GPU ids like 0,1; got {text!r}"
+        )
+    return n
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,12 +46,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         "metrics.csv and result.json.",
     )
     p.add_argument("--model", required=True, metavar="NAME", help="registered model")
-    p.add_argument("--depths", type=int, nargs="+", help="blocks per stage")
-    p.add_argument("--widths", type=int, nargs="+", help="channels per stage")
-    p.add_argument("--num-classes", type=int, help="classifier outputs (default: the data's)")
+    p.add_argument(
+        "--depths", type=int_in(1, MAX_DEPTH, "depth"), nargs="+", help="blocks per stage"
+    )
+    p.add_argument(
+        "--widths", type=int_in(1, MAX_WIDTH, "width"), nargs="+", help="channels per stage"
+    )
+    p.add_argument(
+        "--num-classes",
+        type=int_in(1, MAX_CLASSES, "num-classes"),
+        help="classifier outputs (default: the data's)",
+    )
     p.add_argument("--float", action="store_true", help="train the full-precision twin")
     add_data_arguments(p)
-    p.add_argument("--val-fraction", type=float, default=0.0, help="hold out for validation")
+    p.add_argument(
+        "--val-fraction", type=val_fraction_type, default=0.0, help="hold out for validation"
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument(
         "--recipe", default="one-step", help="one-step, two-step or a YAML file of recipe keys"
@@ -37,21 +69,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", default=[], help="override a recipe key"
     )
-    p.add_argument("--epochs", type=int, help="epochs (per step for two-step)")
-    p.add_argument("--lr", type=float, help="base learning rate")
-    p.add_argument("--batch-size", type=int, help="batch size per process")
-    p.add_argument("--weight-decay", type=float, help="weight decay on conv/linear weights")
-    p.add_argument("--label-smoothing", type=float, help="label smoothing epsilon")
-    p.add_argument("--workers", type=int, help="DataLoader worker processes")
+    p.add_argument(
+        "--epochs", type=int_in(1, MAX_EPOCHS, "epochs"), help="epochs (per step for two-step)"
+    )
+    p.add_argument("--lr", type=float_in(0.0, 10.0, "lr", lo_ok=False), help="base learning rate")
+    p.add_argument("--batch-size", type=batch_type, help="batch size per process")
+    p.add_argument(
+        "--weight-decay",
+        type=float_in(0.0, 1.0, "weight decay"),
+        help="weight decay on conv/linear weights",
+    )
+    p.add_argument(
+        "--label-smoothing",
+        type=float_in(0.0, 1.0, "label smoothing", hi_ok=False),
+        help="label smoothing epsilon",
+    )
+    p.add_argument(
+        "--workers", type=int_in(0, MAX_WORKERS, "workers"), help="DataLoader worker processes"
+    )
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--teacher", metavar="NAME|CKPT", help="distil from a real-valued teacher")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--devices", type=_int_or_str, default=1, help="Lightning devices")
-    p.add_argument("--num-nodes", type=int, default=1)
+    p.add_argument("--seed", type=seed_type, default=0)
+    p.add_argument("--devices", type=devices_type, default=1, help="Lightning devices")
+    p.add_argument("--num-nodes", type=int_in(1, 4096, "num-nodes"), default=1)
     p.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, ...")
-    p.add_argument("--accelerator", default="auto", help="auto, cpu, gpu")
-    p.add_argument("--threads", type=int, help="torch intra-op threads per process")
+    p.add_argument("--accelerator", default="auto", choices=ACCELERATORS)
+    p.add_argument("--threads", type=threads_type, help="torch intra-op threads per process")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or info logs")
     p.add_argument("--json", action="store_true", help="print result.json")
     p.set_defaults(func=run_train)
@@ -60,9 +104,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", metavar="CHECKPOINT")
     add_data_arguments(p)
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
-    p.add_argument("--val-fraction", type=float, default=0.0)
-    p.add_argument("--seed", type=int, default=0, help="seed of the validation carve-out")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--val-fraction", type=val_fraction_type, default=0.0)
+    p.add_argument("--seed", type=seed_type, default=0, help="seed of the validation carve-out")
+    p.add_argument("--batch-size", type=batch_type, default=256)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_eval)
 
@@ -81,11 +125,14 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    """Every check that needs no data first (model, recipe, Lightning settings, --out and its
+    lock), then the data, then the training."""
     import torch
 
     from dwr.backbones import get_spec
-    from dwr.data import load_dataset
-    from dwr.train import train
+    from dwr.files import run_lock
+    from dwr.train import resolve_recipe
+    from dwr.train.api import check_trainer_settings
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -96,6 +143,16 @@ def run_train(args: argparse.Namespace) -> int:
         num_classes=args.num_classes,
         float=True if args.float else None,
     )
+    resolve_recipe(args.recipe, args.dataset, _overrides(args))
+    check_trainer_settings(args.devices, args.num_nodes, args.strategy, args.accelerator)
+    with run_lock(args.out):
+        return _train(args, spec)
+
+
+def _train(args: argparse.Namespace, spec) -> int:
+    from dwr.data import load_dataset
+    from dwr.train import train
+
     data = load_dataset(
         args.dataset, args.data_dir, args.download, args.val_fraction, seed=args.seed
     )
@@ -134,6 +191,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     from dwr.data import load_dataset
+    from dwr.limits import check_memory
     from dwr.train import evaluate, load_checkpoint, read_checkpoint
 
     model = load_checkpoint(args.checkpoint)
@@ -141,6 +199,13 @@ def run_eval(args: argparse.Namespace) -> int:
     data = load_dataset(
         args.dataset, args.data_dir, args.download, args.val_fraction, seed=args.seed
     )
+    if model.spec.in_channels != data.input_size[0]:
+        raise DwrError(
+            f"checkpoint {args.checkpoint} takes {model.spec.in_channels} input channels but "
+            f"{data.name} has {data.input_size[0]}"
+        )
+    model.spec.output_size(*data.input_size[1:])  # raises if the images are too small
+    check_memory(model.spec, tuple(data.input_size), args.batch_size)
     if model.spec.num_classes != data.num_classes:
         raise DwrError(
             f"checkpoint {args.checkpoint} predicts {model.spec.num_classes} classes but "
