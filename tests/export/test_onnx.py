@@ -222,7 +222,9 @@ def test_qonnx_bipolar_quant_graph_matches_the_exact_model(tmp_path) -> None:
     proto = onnx.load(str(path))
     assert {"BipolarQuant", "Conv"} <= {n.op_type for n in proto.graph.node}
     assert "Sign" not in {n.op_type for n in proto.graph.node}
-    proto = to_onnx(model, sign="qonnx")
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims] == [1, 3, 32, 32]  # static, as FINN wants
+    proto = to_onnx(model, sign="qonnx", batch=16)
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(_bipolar_quant_as_standard_ops(proto).SerializeToString(), so)

@@ -20,10 +20,11 @@ the module's type and qualified name. Eval-mode semantics (BN running statistics
 - RSign is ``Add``, RPReLU ``Add -> PRelu -> Add``, Hardtanh ``Clip``, the stem adapter
   ``Mul/Add -> Concat -> Slice -> PRelu``.
 
-The batch dimension is symbolic (``"batch"``); height and width are fixed (the spec's input
-size or ``size``). onnxruntime's default graph optimizations fold the Mul and Add back into the
-conv weights; that rounds a dot that is exactly 0 to a tiny value, so a fresh model (whose
-identity BN puts many pre-activations on 0) matches exactly only with optimizations off.
+The batch dimension is symbolic (``"batch"``; 1 for QONNX, whose tools want static shapes);
+height and width are fixed (the spec's input size or ``size``). onnxruntime's default graph
+optimizations fold the Mul and Add back into the conv weights; that rounds a dot that is
+exactly 0 to a tiny value, so a fresh model (whose identity BN puts many pre-activations on 0)
+matches exactly only with optimizations off.
 """
 
 from __future__ import annotations
@@ -380,10 +381,13 @@ def to_onnx(
     opset: int = MIN_OPSET,
     size: tuple[int, int] | None = None,
     sign: str = "exact",
+    batch: int | None = None,
 ):
     """The ``onnx.ModelProto`` of a dwr backbone (input ``"input"`` NCHW float32, output
     ``"logits"``), binarizers written as ``sign`` (one of :data:`SIGN_MODES`). Raises
-    :class:`DwrError` at the first module it cannot express."""
+    :class:`DwrError` at the first module it cannot express. The batch dimension is symbolic
+    unless ``batch`` is given; QONNX tools (FINN) need static shapes, so ``"qonnx"`` fixes it
+    to 1 by default."""
     onnx = _require_onnx()
     if sign not in SIGN_MODES:
         raise DwrError(f"unknown sign mode {sign!r}; choose one of {list(SIGN_MODES)}")
@@ -395,6 +399,11 @@ def to_onnx(
         raise DwrError(
             f"opset {opset} is out of range; choose {MIN_OPSET}..{onnx.defs.onnx_opset_version()}"
         )
+    if batch is None and sign == "qonnx":
+        batch = 1
+    if batch is not None and batch < 1:
+        raise DwrError(f"batch must be >= 1, got {batch}")
+    n = "batch" if batch is None else batch
     c, h, w = model.spec.input_size
     if size is not None:
         h, w = size
@@ -413,8 +422,8 @@ def to_onnx(
     graph = onnx.helper.make_graph(
         g.nodes,
         model.spec.name or "dwr",
-        [onnx.helper.make_tensor_value_info("input", f32, ["batch", c, h, w])],
-        [onnx.helper.make_tensor_value_info("logits", f32, ["batch", model.spec.num_classes])],
+        [onnx.helper.make_tensor_value_info("input", f32, [n, c, h, w])],
+        [onnx.helper.make_tensor_value_info("logits", f32, [n, model.spec.num_classes])],
         g.inits,
     )
     opsets = [onnx.helper.make_opsetid("", opset)]

@@ -20,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="file to write, e.g. model.onnx")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
     p.add_argument("--size", type=int, help="input side (default: the spec's, 224 or 32)")
+    p.add_argument("--batch", type=int, help="fixed batch size (default: symbolic; 1 for qonnx)")
     p.add_argument(
         "--plain-sign",
         action="store_true",
@@ -46,17 +47,20 @@ def run_export(args: argparse.Namespace) -> int:
 
     if args.size is not None and args.size < 1:
         raise DwrError("--size must be >= 1")
+    if args.batch is not None and args.batch < 1:
+        raise DwrError("--batch must be >= 1")
     check_writable_file(args.output, "-o")
     model = _load(args.model)
     size = (args.size, args.size) if args.size else None
     if args.plain_sign and args.format == "qonnx":
         raise DwrError("--plain-sign applies to --format onnx; QONNX's BipolarQuant maps 0 to +1")
     sign = "qonnx" if args.format == "qonnx" else ("plain" if args.plain_sign else "exact")
-    export_onnx(model, args.output, opset=args.opset, size=size, sign=sign)
+    export_onnx(model, args.output, opset=args.opset, size=size, sign=sign, batch=args.batch)
     c, h, w = model.spec.input_size if size is None else (model.spec.in_channels, *size)
+    n = args.batch or (1 if args.format == "qonnx" else "batch")
     print(
         f"wrote {args.output}: {model.spec.name or model.spec.family}, "
         f"{'QONNX' if args.format == 'qonnx' else 'ONNX'} opset {args.opset}, "
-        f"input batch x {c} x {h} x {w}, output batch x {model.spec.num_classes} logits"
+        f"input {n} x {c} x {h} x {w}, output {n} x {model.spec.num_classes} logits"
     )
     return 0
