@@ -239,3 +239,39 @@ def test_naive_reshape_width_multiple():
     plain, packed = naive_reshape(spec, 2), naive_reshape(spec, 2, width_multiple=64)
     assert plain.widths == (91, 181, 362, 724)
     assert packed.widths == (64, 192, 384, 704) and packed.depths == plain.depths
+
+
+def test_prune_to_a_latency_budget_in_width_multiples(cache):
+    import torch
+
+    from dwr.backbones import create_model
+    from dwr.reshape import prune
+    from dwr.reshape.budget import metric_value
+    from dwr.reshape.pipeline import pretrain_spec
+
+    latency.save_table(synthetic_table())
+    original = get_spec("resnet20_cifar")
+    net = create_model(pretrain_spec(original, 2.0, 1.5)).eval()
+    images = torch.randn(16, 3, 32, 32)
+    budget = metric_value(original, "latency")
+    result = prune(net, images, budget, "latency", width_multiple=8)
+    assert all(w % 8 == 0 for w in result.spec.widths)
+    assert metric_value(result.spec, "latency") <= budget * 1.03
+
+
+def test_cli_width_multiple_and_latency_budget_errors(cache, capsys, tmp_path):
+    assert (
+        main(["reshape", "resnet18_cifar", "--factor", "2", "--width-multiple", "64", "--json"])
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["widths"] == [64, 192, 384, 704]
+    out = tmp_path / "run"
+    for argv, needle in (
+        (["--budget-metric", "latency"], "dwr profile"),
+        (["--width-multiple", "64"], "width multiple 64 cannot meet the bops budget"),
+        (["--width-multiple", "0"], "--width-multiple"),
+    ):
+        assert main(["run", "--out", str(out), *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0]
+        assert not out.exists()

@@ -280,105 +280,71 @@ class EngineOp:
     opts: dict[str, Any] = field(default_factory=dict)
 
 
-def _act_name(module) -> str:
-    from torch import nn
-
-    from dwr.binary import RPReLU
-
-    if isinstance(module, nn.Hardtanh):
-        return "hardtanh"
-    if isinstance(module, RPReLU):
-        return "rprelu"
-    return "none"
-
-
-def _shortcut(sc) -> tuple[str, int]:
-    from torch import nn
-
-    from dwr.backbones.blocks import ZeroPadShortcut
-
-    if sc is None:
+def _shortcut(kind: str | None, cin: int, out: int, stride: int) -> tuple[str, int]:
+    """The engine's shortcut of a unit (``blocks.make_shortcut``, as the plan reads it)."""
+    if kind is None:
         return "none", 1
-    if isinstance(sc, nn.Identity):
+    if stride == 1 and cin == out:
         return "identity", 1
-    if isinstance(sc, ZeroPadShortcut):
-        return "zero_pad", sc.stride
-    layers = list(sc)
-    if isinstance(layers[0], nn.AvgPool2d):
-        ks = layers[0].kernel_size
-        return "avgpool_conv", ks if isinstance(ks, int) else ks[0]
-    s = layers[0].stride
-    return "conv", s if isinstance(s, int) else s[0]
+    if kind == "zero_pad":
+        return "zero_pad", stride
+    if kind == "avgpool_conv" and stride > 1:
+        return "avgpool_conv", stride
+    return "conv", stride
 
 
 def _conv_out(hw: tuple[int, int], k: int, s: int, p: int) -> tuple[int, int]:
     return tuple((v + 2 * p - k) // s + 1 for v in hw)  # type: ignore[return-value]
 
 
-def outline(spec: BackboneSpec, input_size: tuple[int, int, int] | None = None) -> list[EngineOp]:
-    """The engine's op list for ``spec`` (stem, binary units, 2x2 pools, head), with the plan's
-    rules: a unit whose consumer only needs a sign emits bits (VGG), and a unit followed by a
-    unit packs that unit's input in its epilogue."""
-    import torch
-    from torch import nn
+#: Stem conv (kernel, stride, padding) and pool of each ``spec.stem``.
+_STEMS = {
+    "imagenet": (7, 2, 3, "maxpool3"),
+    "cifar": (3, 1, 1, "none"),
+    "cifar_pool": (3, 1, 1, "maxpool2"),
+}
 
-    from dwr.backbones.blocks import BinaryUnit
-    from dwr.backbones.model import build
+
+def outline(spec: BackboneSpec, input_size: tuple[int, int, int] | None = None) -> list[EngineOp]:
+    """The engine's op list for ``spec`` (stem, stem adapter, binary units, 2x2 pools, head),
+    read from the spec as :class:`~dwr.backbones.model.Backbone` builds it, with the plan's
+    rules: a unit whose consumer only needs a sign emits bits (VGG), and a unit followed by a
+    unit packs that unit's input in its epilogue (``tests/cost`` checks it against the plan)."""
+    from dwr.backbones.methods import METHOD_TABLE
 
     c, h, w = input_size or spec.input_size
     spec.output_size(h, w)  # a clear error when the input is too small
-    with torch.device("meta"):
-        model = build(spec)
-    conv = model.stem.conv
-    k, s, p = conv.kernel_size[0], conv.stride[0], conv.padding[0]
-    hw = _conv_out((h, w), k, s, p)
-    pool = model.stem.pool
-    if isinstance(pool, nn.MaxPool2d):
-        pool_kind = "maxpool3" if pool.kernel_size in (3, (3, 3)) else "maxpool2"
-    else:
-        pool_kind = "none"
-    stem_hw = hw
-    if pool_kind == "maxpool3":
-        hw = tuple((v - 1) // 2 + 1 for v in hw)
-    elif pool_kind == "maxpool2":
-        hw = tuple(v // 2 for v in hw)
-    ops = [
-        EngineOp("stem", "stem", c, conv.out_channels, (h, w), hw, k, s,
-                 {"pad": p, "pool": pool_kind, "conv_hw": stem_hw})
-    ]  # fmt: skip
-    adapter = getattr(model.stem, "adapter", None)
-    if adapter is not None and not isinstance(adapter, nn.Identity):  # the DWR stem adapter
-        width = adapter.width
-        ops.append(EngineOp("stem.adapter", "channel_adapter", ops[0].out, width, hw, hw, 1, 1))
-    for i, stage in enumerate(model.stages):
-        for j, m in enumerate(stage):
-            name = f"stages.{i}.{j}"
-            if isinstance(m, BinaryUnit):
-                bc = m.conv
-                k, s, p = bc.kernel_size[0], bc.stride[0], bc.padding[0]
-                out_hw = _conv_out(hw, k, s, p)
-                sc, sc_stride = _shortcut(m.shortcut)
-                opts = {
-                    "shortcut": sc,
-                    "sc_stride": sc_stride,
-                    "act": _act_name(m.act),
-                    "shift": not isinstance(m.shift, nn.Identity),
-                    "out": "float",
-                }
-                ops.append(
-                    EngineOp(name, "binary_conv", bc.in_channels, bc.out_channels, hw, out_hw,
-                             k, s, opts)
-                )  # fmt: skip
-                hw = out_hw
-            elif isinstance(m, nn.MaxPool2d):
-                chans = ops[-1].out
-                out_hw = tuple(v // 2 for v in hw)
-                ops.append(EngineOp(name, "maxpool2", chans, chans, hw, out_hw, 2, 2, {}))
-                hw = out_hw
-            else:
-                raise DwrError(f"the latency model does not know {type(m).__name__} at {name}")
-    chans = ops[-1].out
-    ops.append(EngineOp("head", "head", chans, spec.num_classes, hw, (1, 1), 1, 1, {}))
+    method = METHOD_TABLE[spec.method]
+    act = {"hardtanh": "hardtanh", "rprelu": "rprelu"}.get(method.activation, "none")
+    k, s, p, pool = _STEMS[spec.stem]
+    conv_hw = _conv_out((h, w), k, s, p)
+    hw = {"maxpool3": _conv_out(conv_hw, 3, 2, 1), "maxpool2": _conv_out(conv_hw, 2, 2, 0)}
+    hw = hw.get(pool, conv_hw)
+    opts = {"pad": p, "pool": pool, "conv_hw": conv_hw}
+    ops = [EngineOp("stem", "stem", c, spec.stem_width, (h, w), hw, k, s, opts)]
+    cin = spec.stem_width
+    if getattr(spec, "stem_adapter", False):  # the DWR authors' stem adapter
+        ops.append(EngineOp("stem.adapter", "channel_adapter", cin, spec.widths[0], hw, hw, 1, 1))
+        cin = spec.widths[0]
+    stages = zip(spec.depths, spec.widths, spec.strides, strict=True)
+    for i, (depth, width, stride) in enumerate(stages):
+        strides = [stride] + [1] * (depth * spec.block_convs - 1)
+        if spec.family != "resnet":
+            strides = [1] * depth
+        for j, st in enumerate(strides):
+            out_hw = _conv_out(hw, 3, st, 1)
+            sc_kind = spec.shortcut if spec.family == "resnet" else None
+            sc, sc_stride = _shortcut(sc_kind, cin, width, st)
+            opts = {"shortcut": sc, "sc_stride": sc_stride, "act": act, "shift": method.rsign}
+            ops.append(EngineOp(f"stages.{i}.{j}", "binary_conv", cin, width, hw, out_hw, 3, st,
+                                {**opts, "out": "float"}))  # fmt: skip
+            cin, hw = width, out_hw
+        if spec.family == "vgg" and stride == 2:
+            out_hw = (hw[0] // 2, hw[1] // 2)
+            ops.append(EngineOp(f"stages.{i}.{len(strides)}", "maxpool2", cin, cin, hw, out_hw,
+                                2, 2, {}))  # fmt: skip
+            hw = out_hw
+    ops.append(EngineOp("head", "head", cin, spec.num_classes, hw, (1, 1), 1, 1, {}))
     _plan_flags(ops)
     return ops
 

@@ -101,8 +101,10 @@ def prune(
     tensor: str = "stage",
     batch_size: int = 64,
     name: str | None = None,
+    width_multiple: int = 1,
 ) -> PruneResult:
-    """Cluster ``model``'s stage channels on ``images`` and pick widths that meet ``budget``.
+    """Cluster ``model``'s stage channels on ``images`` and pick widths that meet ``budget``
+    (with ``width_multiple`` K > 1, scaled to the budget in multiples of K).
 
     ``model`` is a trained :class:`~dwr.backbones.model.Backbone`; costs are counted for one
     image of ``images``' size. ``eps=None`` bisects eps to the budget; a number clusters at
@@ -128,7 +130,7 @@ def prune(
     base = (spec.name or spec.family).removesuffix("_pretrain")
     if eps is not None:
         return _prune_at_eps(
-            spec, feats, budget, metric, input_size, tol, min_samples, eps
+            spec, feats, budget, metric, input_size, tol, min_samples, eps, width_multiple
         ).with_name(name or f"{base}_pruned")
 
     def cost_of(widths: list[int]) -> float:
@@ -142,8 +144,9 @@ def prune(
     if not found.within:
         over = found.bracket[0]  # cost >= budget: widths to shrink uniformly
         raw_widths, raw_cost = list(over["widths"]), float(over["cost"])
+    if not found.within or width_multiple > 1:
         scale, final = find_width_scale(
-            spec.replace(widths=tuple(raw_widths)), budget, metric, input_size, tol
+            spec.replace(widths=tuple(raw_widths)), budget, metric, input_size, tol, width_multiple
         )
     final = final.replace(name=name or f"{base}_pruned")
     return PruneResult(
@@ -169,11 +172,12 @@ def _prune_at_eps(
     tol: float,
     min_samples: int,
     eps: float,
+    width_multiple: int = 1,
 ) -> PruneResult:
     """Widths in proportion to the clustering widths at ``eps``, scaled to the budget."""
     raw_widths = widths_for_eps(feats, eps, min_samples)
     raw = spec.replace(widths=tuple(raw_widths))
-    scale, final = find_width_scale(raw, budget, metric, input_size, tol)
+    scale, final = find_width_scale(raw, budget, metric, input_size, tol, width_multiple)
     return PruneResult(
         spec=final,
         eps=float(eps),
