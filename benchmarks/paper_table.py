@@ -88,6 +88,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="'auto' (bisect eps to the budget) or a fixed eps whose widths are scaled to it",
     )
     p.add_argument("--dwr-row", default="dwr", help="row name of the DWR search's spec")
+    p.add_argument(
+        "--budget-metric",
+        choices=("bops", "ops", "latency"),
+        default="bops",
+        help="the DWR search's budget: the original's BOPs (default), OPs, or predicted engine "
+        "latency (dwr profile's table; e.g. --dwr-row dwr_latency --budget-metric latency)",
+    )
+    p.add_argument("--width-multiple", type=int, default=1, help="DWR search widths in multiples")
     p.add_argument("--rows", nargs="+", default=None, help="train only these rows")
     p.add_argument(
         "--import-runs",
@@ -154,6 +162,8 @@ def search_config(args: argparse.Namespace) -> dict[str, Any]:
         "cluster_on": args.cluster_on,
         "min_samples": args.min_samples,
         "eps": args.eps,
+        **({"budget_metric": args.budget_metric} if args.budget_metric != "bops" else {}),
+        **({"width_multiple": args.width_multiple} if args.width_multiple != 1 else {}),
     }
 
 
@@ -181,6 +191,8 @@ def dwr_spec(original, args: argparse.Namespace, data, out: Path):
         min_samples=args.min_samples,
         eps=None if args.eps == "auto" else args.eps,
         tensor=args.cluster_on,
+        budget_metric=args.budget_metric,
+        width_multiple=args.width_multiple,
     )
     save_json(out / "prune.json", found.to_dict())
     save_json(out / "search_config.json", config)
@@ -316,6 +328,10 @@ def _train_table(args: argparse.Namespace) -> int:
 
     for model in args.models:  # an unknown name fails now, not after loading the data
         dwr.get_spec(model)
+    if args.budget_metric == "latency":  # no calibration table: say so now, not after training
+        from dwr.cost.latency import load_table
+
+        load_table(1)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.import_runs is not None:
