@@ -18,7 +18,7 @@ the module's type and qualified name. Eval-mode semantics (BN running statistics
   Real-valued convolutions (stem, shortcuts) carry their BN in their weights and bias.
   Padding happens after the sign, so a padded tap is 0, as in dwr.
 - RSign is ``Add``, RPReLU ``Add -> PRelu -> Add``, Hardtanh ``Clip``, the stem adapter
-  ``Mul/Add -> Concat -> Slice -> PRelu``.
+  ``Mul/Add -> Concat -> Slice -> PRelu``, the tiling shortcut ``Concat -> Slice``.
 
 The batch dimension is symbolic (``"batch"``; 1 for QONNX, whose tools want static shapes);
 height and width are fixed (the spec's input size or ``size``). onnxruntime's default graph
@@ -215,7 +215,8 @@ def _stem_adapter(g: _Graph, x: str, adapter: nn.Module, where: str) -> str:
     scale = _np(conv.weight).reshape(-1) * a
     y = g.op("Mul", [x, g.channel_const(f"{where}.scale", scale)], where)
     y = g.op("Add", [y, g.channel_const(f"{where}.shift", b)], where)
-    y = g.op("Concat", [y, x], where, axis=1)
+    copies = max(1, -(-width // conv.in_channels) - 1)  # wider stages take more copies of x
+    y = g.op("Concat", [y] + [x] * copies, where, axis=1)
     y = g.op(
         "Slice",
         [
@@ -269,31 +270,50 @@ def _binary_conv(g: _Graph, x: str, conv: BinaryConv2d, bn: nn.Module, where: st
     return g.op("Add", [y, g.channel_const(f"{where}.bias", b)], f"{where}.bias")
 
 
-def _shortcut(g: _Graph, x: str, sc: nn.Module | None, where: str) -> str | None:
+def _avg_pool(g: _Graph, x: str, pool: nn.AvgPool2d, where: str) -> str:
+    k, s, p = _pool_args(pool)
+    if None in (k, s) or p != 0:
+        raise _unsupported(pool, where, "non-square or padded average pool")
+    return g.op(
+        "AveragePool",
+        [x],
+        where,
+        kernel_shape=[k, k],
+        strides=[s, s],
+        ceil_mode=int(pool.ceil_mode),
+        count_include_pad=int(pool.count_include_pad),
+    )
+
+
+def _shortcut(g: _Graph, x: str, sc: nn.Module | None, in_channels: int, where: str):
     if sc is None:
         return None
     if type(sc) is nn.Identity:
         return x
     if type(sc) is ZeroPadShortcut:
         return _zero_pad(g, x, sc, where)
+    if type(sc) is nn.AvgPool2d:
+        return _avg_pool(g, x, sc, where)
+    if type(sc).__name__ == "TileShortcut":  # cat([x, x, ...], 1)[:, :out_channels]
+        copies = -(-sc.out_channels // in_channels)
+        y = g.op("Concat", [x] * copies, where, axis=1) if copies > 1 else x
+        i64 = np.int64
+        return g.op(
+            "Slice",
+            [
+                y,
+                g.const(f"{where}.start", [0], i64),
+                g.const(f"{where}.end", [sc.out_channels], i64),
+                g.const(f"{where}.axes", [1], i64),
+            ],
+            where,
+        )
     if type(sc) is not nn.Sequential:
         raise _unsupported(sc, where, "unknown shortcut")
     layers = list(sc)
     off = 0
     if layers and type(layers[0]) is nn.AvgPool2d:
-        pool = layers.pop(0)
-        k, s, p = _pool_args(pool)
-        if None in (k, s) or p != 0:
-            raise _unsupported(pool, f"{where}.0", "non-square or padded average pool")
-        x = g.op(
-            "AveragePool",
-            [x],
-            f"{where}.0",
-            kernel_shape=[k, k],
-            strides=[s, s],
-            ceil_mode=int(pool.ceil_mode),
-            count_include_pad=int(pool.count_include_pad),
-        )
+        x = _avg_pool(g, x, layers.pop(0), f"{where}.0")
         off = 1
     if len(layers) != 2 or type(layers[0]) is not nn.Conv2d or layers[0].groups != 1:
         raise _unsupported(sc, where, "shortcut must be [AvgPool2d,] Conv2d, BatchNorm2d")
@@ -351,7 +371,7 @@ def _unit(g: _Graph, x: str, unit: BinaryUnit, where: str) -> str:
             raise _unsupported(conv, f"{where}.conv", f"input binarizer {name!r}")
         y = g.sign(y, f"{where}.conv")
     y = _binary_conv(g, y, conv, unit.bn, f"{where}.conv")
-    sc = _shortcut(g, x, unit.shortcut, f"{where}.shortcut")
+    sc = _shortcut(g, x, unit.shortcut, conv.in_channels, f"{where}.shortcut")
     if sc is not None:
         y = g.op("Add", [y, sc], f"{where}.add")
     return _activation(g, y, unit.act, f"{where}.act")
