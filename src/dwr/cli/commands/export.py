@@ -10,7 +10,11 @@ from dwr.errors import DwrError
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a model to ONNX (standard operators, Sign)")
-    p.add_argument("model", metavar="NAME|CHECKPOINT", help="checkpoint file or registered model")
+    p.add_argument(
+        "model",
+        metavar="NAME|CHECKPOINT",
+        help="checkpoint file, registered model, or package.module:callable returning a model",
+    )
     p.add_argument(
         "--format",
         choices=["onnx", "qonnx"],
@@ -38,6 +42,10 @@ def _load(arg: str):
         return load_checkpoint(arg).eval()
     if os.sep in arg or arg.endswith((".ckpt", ".pt", ".pth")):
         raise DwrError(f"checkpoint {arg!r} does not exist")
+    if ":" in arg:  # package.module:callable returning a dwr backbone
+        from dwr.cli.commands.deploy import _from_callable
+
+        return _from_callable(arg)
     return create_model(arg).eval()
 
 
