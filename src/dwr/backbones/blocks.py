@@ -4,8 +4,8 @@
 - :class:`StemAdapter`: the DWR authors' cheap widening of the stem's channels (``Convalg``).
 - :class:`BinaryUnit`: ``act(BN(binconv3x3(shift(x))) + shortcut(x))`` -- one binary conv with
   its own shortcut (IR-Net/Bi-Real/ReActNet); with ``residual=False`` it is VGG's conv unit.
-- :class:`Shortcut`: identity, real 1x1 conv + BN, avg-pool + 1x1 conv + BN, or parameter-free
-  zero padding (ResNet-20's option A).
+- :func:`make_shortcut`: identity, real 1x1 conv + BN, avg-pool + 1x1 conv + BN, or the
+  parameter-free zero padding (ResNet-20's option A), average pool or tiling (ReActNet-A).
 - :class:`Head`: global average pool and the real-valued classifier.
 """
 
@@ -17,11 +17,13 @@ from torch import nn
 
 from dwr.backbones.methods import Method, activation, input_shift
 from dwr.binary import BinaryConv2d
+from dwr.errors import DwrError
 
 
 class Stem(nn.Module):
-    """Real-valued first conv: 3x3 stride 1 (CIFAR) or 7x7 stride 2 + 3x3 max-pool (ImageNet),
-    then, with ``adapter_width``, a :class:`StemAdapter` to that many channels."""
+    """Real-valued first conv: 3x3 stride 1 (CIFAR), 7x7 stride 2 + 3x3 max-pool (ImageNet) or
+    3x3 stride 2 without activation (MobileNet / ReActNet-A), then, with ``adapter_width``, a
+    :class:`StemAdapter` to that many channels."""
 
     def __init__(
         self, kind: str, in_channels: int, width: int, method: Method, adapter_width: int = 0
@@ -30,11 +32,14 @@ class Stem(nn.Module):
         if kind == "imagenet":
             self.conv = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
             pool: nn.Module = nn.MaxPool2d(3, 2, 1)
+        elif kind == "mobilenet":  # ReActNet-A: 3x3 stride 2, BN, no activation or pool
+            self.conv = nn.Conv2d(in_channels, width, 3, 2, 1, bias=False)
+            pool = nn.Identity()
         else:
             self.conv = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
             pool = nn.MaxPool2d(2) if kind == "cifar_pool" else nn.Identity()
         self.bn = nn.BatchNorm2d(width)
-        self.act = activation(method, width)
+        self.act = nn.Identity() if kind == "mobilenet" else activation(method, width)
         self.pool = pool
         self.adapter = StemAdapter(width, adapter_width) if adapter_width else nn.Identity()
 
@@ -82,15 +87,41 @@ class ZeroPadShortcut(nn.Module):
         return x
 
 
+class TileShortcut(nn.Module):
+    """``cat([x, x, ...], 1)[:, :out_channels]``: ReActNet-A's doubling blocks, whose two 1x1
+    convs of one input each add that input (one conv of twice the width, shortcut tiled)."""
+
+    def __init__(self, out_channels: int) -> None:
+        super().__init__()
+        self.out_channels = out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        copies = -(-self.out_channels // x.shape[1])
+        return torch.cat([x] * copies, dim=1)[:, : self.out_channels]
+
+
+def _avg_pool(stride: int) -> nn.AvgPool2d:
+    return nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False)
+
+
 def make_shortcut(kind: str, in_channels: int, out_channels: int, stride: int) -> nn.Module:
-    """Identity when shapes match; otherwise the spec's (real-valued) downsampling shortcut."""
-    if stride == 1 and in_channels == out_channels:
+    """Identity when shapes match; otherwise the unit's (real-valued or parameter-free)
+    downsampling shortcut (kinds: :data:`dwr.backbones.units.SHORTCUT_KINDS`)."""
+    if kind == "identity" or (stride == 1 and in_channels == out_channels):
         return nn.Identity()
     if kind == "zero_pad":
         return ZeroPadShortcut(in_channels, out_channels, stride)
+    if kind == "avgpool":
+        if in_channels != out_channels or stride == 1:
+            raise DwrError("an avgpool shortcut keeps the channels and needs a stride")
+        return _avg_pool(stride)
+    if kind == "tile":
+        if stride != 1:
+            raise DwrError("a tile shortcut has stride 1")
+        return TileShortcut(out_channels)
     layers: list[nn.Module] = []
     if kind == "avgpool_conv" and stride > 1:
-        layers.append(nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False))
+        layers.append(_avg_pool(stride))
         stride = 1
     layers += [
         nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
@@ -100,7 +131,7 @@ def make_shortcut(kind: str, in_channels: int, out_channels: int, stride: int) -
 
 
 class BinaryUnit(nn.Module):
-    """One binary 3x3 convolution: ``act(BN(conv(shift(x))) + shortcut(x))``."""
+    """One binary k x k convolution (3 unless given): ``act(BN(conv(shift(x))) + shortcut(x))``."""
 
     def __init__(
         self,
@@ -110,15 +141,16 @@ class BinaryUnit(nn.Module):
         method: Method,
         binary: bool,
         shortcut: str | None,
+        kernel: int = 3,
     ) -> None:
         super().__init__()
         self.shift = input_shift(method, in_channels)
         self.conv = BinaryConv2d(
             in_channels,
             out_channels,
-            3,
+            kernel,
             stride,
-            1,
+            kernel // 2,
             input_binarizer=method.input_binarizer if binary else None,
             weight_binarizer=method.weight_binarizer if binary else None,
         )

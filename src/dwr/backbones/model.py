@@ -1,7 +1,8 @@
 """The one factory: a :class:`BackboneSpec` in, an ``nn.Module`` out.
 
 Every backbone has the same outline, ``stem -> stages[0..n-1] -> head``, so pruning can hook
-``stages[i]`` and the engine can walk units without knowing which family built them.
+``stages[i]`` and the engine can walk units without knowing which family built them. The
+stages are the family's unit list (:mod:`dwr.backbones.units`), one module per entry.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from torch import nn
 from dwr.backbones.blocks import BinaryUnit, Head, Stem
 from dwr.backbones.methods import METHOD_TABLE
 from dwr.backbones.spec import BackboneSpec
+from dwr.backbones.units import Pool, stage_units
 
 
 class Backbone(nn.Module):
@@ -25,22 +27,26 @@ class Backbone(nn.Module):
         self.stem = Stem(spec.stem, spec.in_channels, spec.stem_width, method, adapter)
         in_ch = adapter or spec.stem_width
         stages: list[nn.Module] = []
-        for depth, width, stride in zip(spec.depths, spec.widths, spec.strides, strict=True):
-            units: list[nn.Module] = []
-            for b in range(depth):
-                s = stride if b == 0 else 1
-                if spec.family == "resnet":
-                    for _ in range(spec.block_convs):
-                        units.append(
-                            BinaryUnit(in_ch, width, s, method, spec.binary, spec.shortcut)
-                        )
-                        in_ch, s = width, 1
-                else:
-                    units.append(BinaryUnit(in_ch, width, 1, method, spec.binary, None))
-                    in_ch = width
-            if spec.family == "vgg" and stride == 2:
-                units.append(nn.MaxPool2d(2))
-            stages.append(nn.Sequential(*units))
+        for stage in stage_units(spec):
+            modules: list[nn.Module] = []
+            for u in stage:
+                if isinstance(u, Pool):
+                    modules.append(nn.MaxPool2d(2))
+                    continue
+                shortcut = None if u.shortcut == "none" else u.shortcut
+                modules.append(
+                    BinaryUnit(
+                        u.in_channels,
+                        u.out_channels,
+                        u.stride,
+                        method,
+                        spec.binary,
+                        shortcut,
+                        kernel=u.kernel,
+                    )
+                )
+                in_ch = u.out_channels
+            stages.append(nn.Sequential(*modules))
         self.stages = nn.ModuleList(stages)
         self.head = Head(in_ch, spec.num_classes)
         self._init_weights()

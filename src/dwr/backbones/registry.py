@@ -56,4 +56,6 @@ def create_model(name: str | BackboneSpec, **overrides: Any) -> Backbone:
 
 def _load_families() -> None:
     # Importing the family modules runs their @register_model decorators.
-    from dwr.backbones import resnet, vgg  # noqa: F401
+    from dwr.backbones.units import load_families
+
+    load_families()

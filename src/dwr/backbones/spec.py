@@ -10,6 +10,10 @@ applies ``strides[i]``.
   ReActNet count every binary conv as a block, so their ResNet-18 is depths (4, 4, 4, 4).
 - ``family="vgg"``: a block is one binary 3x3 conv unit; a stage with stride 2 ends with a
   2x2 max-pool (the VGG "stage" is a run of convs between poolings).
+- ``family="mobilenet"`` (ReActNet-A): a block is a binary 3x3 unit and a binary 1x1 unit.
+
+Each family's file (:mod:`dwr.backbones.families`) turns a spec into its unit list
+(:mod:`dwr.backbones.units`); the model builder and :meth:`BackboneSpec.output_size` read it.
 
 ``stem_adapter`` (the DWR authors' ``Convalg``, ImageNet DWR models): the stem's
 ``stem_width`` channels are widened to ``widths[0]`` by a cheap real-valued step,
@@ -29,8 +33,15 @@ from typing import Any
 from dwr.errors import DwrError
 from dwr.limits import check_spec_size
 
-FAMILIES = ("resnet", "vgg")
-STEMS = ("cifar", "cifar_pool", "imagenet")
+STEMS = ("cifar", "cifar_pool", "imagenet", "mobilenet")
+#: Each stem's output side from its input side: 3x3/1; 3x3/1 + 2x2 max-pool; 7x7/2 + 3x3/2
+#: max-pool (padding 1); 3x3/2.
+_STEM_SIZE = {
+    "cifar": lambda h: h,
+    "cifar_pool": lambda h: h // 2,
+    "imagenet": lambda h: ((h - 1) // 2) // 2 + 1,
+    "mobilenet": lambda h: (h - 1) // 2 + 1,
+}
 SHORTCUTS = ("conv", "zero_pad", "avgpool_conv")
 METHODS = ("irnet", "bireal", "reactnet", "bnn")
 #: Widths beyond this are a typo or an absurd reshaping factor, not a network.
@@ -81,8 +92,10 @@ class BackboneSpec:
     def validate(self) -> None:
         """Raise :class:`DwrError` naming the first problem with this spec."""
         label = self.name or self.family
-        if self.family not in FAMILIES:
-            raise DwrError(f"unknown family {self.family!r}; choose one of {list(FAMILIES)}")
+        from dwr.backbones.units import family_names  # the families register themselves
+
+        if self.family not in family_names():
+            raise DwrError(f"unknown family {self.family!r}; choose one of {list(family_names())}")
         if self.stem not in STEMS:
             raise DwrError(f"unknown stem {self.stem!r}; choose one of {list(STEMS)}")
         if self.shortcut not in SHORTCUTS:
@@ -120,31 +133,16 @@ class BackboneSpec:
         return (1,) * len(self.strides) if attr == "depths" else (64,) * len(self.strides)
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
-        """Spatial size after the last stage; raises if the input is too small for the strides."""
-        size = [height, width]
-
-        def conv(k_stride: int) -> None:  # 3x3 (or 7x7) conv, padding k//2: ceil(h / s)
-            size[:] = [(h - 1) // k_stride + 1 for h in size]
-
-        def pool(kind: str) -> None:
-            if kind == "max3":  # 3x3 max-pool, stride 2, padding 1
-                size[:] = [(h - 1) // 2 + 1 for h in size]
-            else:  # 2x2 max-pool, stride 2 (floor)
-                size[:] = [h // 2 for h in size]
+        """Spatial size after the last stage (stem, then the unit list); raises if the input is
+        too small for the strides."""
+        from dwr.backbones.units import stage_units
 
         if min(height, width) < 1:
             raise DwrError(f"input size must be positive, got {height}x{width}")
-        if self.stem == "imagenet":
-            conv(2)
-            pool("max3")
-        elif self.stem == "cifar_pool":
-            pool("max2")
-        for s in self.strides:
-            if s == 2:
-                if self.family == "vgg":
-                    pool("max2")
-                else:
-                    conv(2)
+        size = [_STEM_SIZE[self.stem](h) for h in (height, width)]
+        for stage in stage_units(self):
+            for unit in stage:
+                size = [unit.out_size(h) for h in size]
             if min(size) < 1:
                 raise DwrError(
                     f"input {height}x{width} is too small for {self.name or self.family}: "
@@ -154,8 +152,8 @@ class BackboneSpec:
 
     @property
     def input_size(self) -> tuple[int, int, int]:
-        """Default input (C, H, W): 224x224 for an ImageNet stem, else 32x32."""
-        side = 224 if self.stem == "imagenet" else 32
+        """Default input (C, H, W): 224x224 for an ImageNet or MobileNet stem, else 32x32."""
+        side = 224 if self.stem in ("imagenet", "mobilenet") else 32
         return (self.in_channels, side, side)
 
     # -- transforms -----------------------------------------------------------------------

@@ -79,6 +79,28 @@ def _arg(node: fx.Node, i: int, name: str, default):
     return node.kwargs.get(name, default)
 
 
+def _reference(kind: str, x: torch.Tensor, conv: _Conv) -> torch.Tensor | None:
+    """What the engine's parameter-free shortcut ``kind`` makes of ``x`` for this conv."""
+    out_channels, c, s = conv.w.shape[0], x.shape[1], conv.stride
+    if kind == "zero_pad":
+        r = x[:, :, ::s, ::s]
+        extra = out_channels - c
+        if extra >= 0:
+            return F.pad(r, (0, 0, 0, 0, extra // 2, extra - extra // 2))
+        return r[:, :out_channels]
+    if kind == "tile":
+        return None if s != 1 else torch.cat([x] * -(-out_channels // c), 1)[:, :out_channels]
+    if s == 1 or out_channels != c:  # avgpool
+        return None
+    return F.avg_pool2d(x, s, s, ceil_mode=True, count_include_pad=False)
+
+
+def _same(got: torch.Tensor, want: torch.Tensor | None) -> bool:
+    if want is None or got.shape != want.shape:
+        return False
+    return bool(((got - want).abs() <= 1e-5 * (1 + want.abs())).all())
+
+
 class _Matcher:
     """Walks the graph once, appending the engine ops it recognises."""
 
@@ -404,9 +426,10 @@ class _Matcher:
         folded = self.bn(bn_node)
         sc_conv_node = bn_node.args[0] if folded is not None else bn_node
         sc = self.conv(sc_conv_node)
-        if sc is None and self._is_zero_pad(other, cursor, conv):
+        kind = self._parameter_free(other, cursor, conv) if sc is None else None
+        if kind is not None:
             return {
-                "shortcut": "zero_pad",
+                "shortcut": kind,
                 "sc_stride": conv.stride,
                 "_nodes": nodes | self.ancestors_from(other, cursor),
             }
@@ -448,24 +471,16 @@ class _Matcher:
             "_nodes": nodes | {src},
         }
 
-    def _is_zero_pad(self, other: fx.Node, cursor: fx.Node, conv: _Conv) -> bool:
-        """``other`` is the zero-pad shortcut of ``cursor`` (option A: subsample by the
-        stride, pad channels with zeros on both sides), checked on the example and a probe."""
+    def _parameter_free(self, other: fx.Node, cursor: fx.Node, conv: _Conv) -> str | None:
+        """The kind (``zero_pad``, ``tile``, ``avgpool``) of a shortcut without weights that
+        ``other`` computes from ``cursor``, checked on the example and on a random probe."""
         x = self.g.value(cursor)
         probe = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
-        extra = conv.w.shape[0] - x.shape[1]
-        for inp, got in (
-            (x, self.g.value(other)),
-            (probe, self.g.evaluate(other, {cursor: probe})),
-        ):
-            want = inp[:, :, :: conv.stride, :: conv.stride]
-            if extra >= 0:
-                want = F.pad(want, (0, 0, 0, 0, extra // 2, extra - extra // 2))
-            else:
-                want = want[:, : conv.w.shape[0]]
-            if got.shape != want.shape or not torch.equal(got, want):
-                return False
-        return True
+        pairs = ((x, self.g.value(other)), (probe, self.g.evaluate(other, {cursor: probe})))
+        for kind in ("zero_pad", "tile", "avgpool"):
+            if all(_same(got, _reference(kind, inp, conv)) for inp, got in pairs):
+                return kind
+        return None
 
     def _check_consumers(self, cursor, conv: _Conv, shortcut: dict, end: fx.Node) -> None:
         used = self.ancestors_from(conv.inp, cursor) | shortcut["_nodes"] | {end, conv.node}

@@ -32,7 +32,7 @@ from dwr.engine.pack import ceil4, split_nibbles, words
 from dwr.errors import DwrError
 
 ACTS = {"none": 0, "hardtanh": 1, "rprelu": 2}
-SHORTCUTS = ("none", "identity", "conv", "avgpool_conv", "zero_pad")
+SHORTCUTS = ("none", "identity", "conv", "avgpool_conv", "zero_pad", "avgpool", "tile")
 POOLS = ("none", "max3", "max2")
 POOL_GEOMETRY = {"max3": (3, 2, 1), "max2": (2, 2, 0)}  # (kernel, stride, padding)
 
@@ -243,6 +243,10 @@ class BinaryConv(Op):
         _check(self.shortcut in SHORTCUTS, f"{where}: unknown shortcut {self.shortcut!r}")
         if self.shortcut == "identity":
             _check(c == o and self.stride == 1, f"{where}: identity shortcut changes shape")
+        if self.shortcut == "avgpool":
+            _check(c == o and self.stride > 1, f"{where}: avgpool shortcut needs c == o, stride")
+        if self.shortcut == "tile":
+            _check(self.stride == 1, f"{where}: tile shortcut needs stride 1")
         if self.shortcut in ("conv", "avgpool_conv"):
             self.sc_w = np.ascontiguousarray(self.sc_w, dtype=np.float32)
             _check(self.sc_w.shape == (o, c, 1, 1), f"{where}: shortcut weight shape")
@@ -312,12 +316,17 @@ class BinaryConv(Op):
             elif extra < 0:
                 r = r[..., : self.out_channels]
             return np.ascontiguousarray(r, dtype=np.float32)
+        if self.shortcut == "tile":  # cat([x, x, ...])[..., :O]
+            copies = -(-self.out_channels // self.in_channels)
+            return np.ascontiguousarray(np.tile(x, copies)[..., : self.out_channels])
         stride = self.sc_stride
-        if self.shortcut == "avgpool_conv" and stride > 1:
+        if self.shortcut in ("avgpool_conv", "avgpool") and stride > 1:
             n, h, w, c = x.shape
             pooled = np.empty((n, -(-h // stride), -(-w // stride), c), np.float32)
             _kernels.avg_pool_ceil(x, stride, pooled)
             x, stride = pooled, 1
+        if self.shortcut == "avgpool":
+            return x
         return _float_conv(x, *self._sc, self.out_channels, stride, 0, "none", (None,) * 3)
 
     def run(self, st: State) -> State:

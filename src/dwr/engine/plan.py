@@ -24,7 +24,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from dwr.backbones.blocks import BinaryUnit, Head, Stem, StemAdapter, ZeroPadShortcut
+from dwr.backbones.blocks import (
+    BinaryUnit,
+    Head,
+    Stem,
+    StemAdapter,
+    TileShortcut,
+    ZeroPadShortcut,
+)
 from dwr.backbones.model import Backbone
 from dwr.binary import BinaryConv2d, RPReLU, RSign
 from dwr.binary.binarizers import binarizer_properties, describe_binarizer
@@ -170,6 +177,19 @@ def _is_pool(m: nn.Module, k: int, s: int, p: int) -> bool:
     )
 
 
+def _avg_pool_stride(pool: nn.AvgPool2d, where: str) -> int:
+    """The ``s`` of ``AvgPool2d(s, s, ceil_mode=True, count_include_pad=False)``."""
+    ks = pool.kernel_size if isinstance(pool.kernel_size, int) else pool.kernel_size[0]
+    ps = pool.stride if isinstance(pool.stride, int) else pool.stride[0]
+    if not (
+        ks == ps and pool.padding in (0, (0, 0)) and pool.ceil_mode and not pool.count_include_pad
+    ):
+        raise _unsupported(
+            pool, where, "AvgPool2d(s, s, ceil_mode=True, count_include_pad=False) expected"
+        )
+    return ks
+
+
 def _shortcut(sc: nn.Module | None, where: str, stride: int) -> dict:
     if sc is None:
         return {"shortcut": "none"}
@@ -177,26 +197,16 @@ def _shortcut(sc: nn.Module | None, where: str, stride: int) -> dict:
         return {"shortcut": "identity"}
     if type(sc) is ZeroPadShortcut:
         return {"shortcut": "zero_pad", "sc_stride": sc.stride}
+    if type(sc) is TileShortcut:
+        return {"shortcut": "tile"}
+    if type(sc) is nn.AvgPool2d:
+        return {"shortcut": "avgpool", "sc_stride": _avg_pool_stride(sc, where)}
     if type(sc) is not nn.Sequential:
         raise _unsupported(sc, where, "unknown shortcut")
     layers = list(sc)
     kind, sc_stride = "conv", None
     if layers and type(layers[0]) is nn.AvgPool2d:
-        pool = layers.pop(0)
-        ks = pool.kernel_size if isinstance(pool.kernel_size, int) else pool.kernel_size[0]
-        ps = pool.stride if isinstance(pool.stride, int) else pool.stride[0]
-        if not (
-            ks == ps
-            and pool.padding in (0, (0, 0))
-            and pool.ceil_mode
-            and not pool.count_include_pad
-        ):
-            raise _unsupported(
-                pool,
-                f"{where}.0",
-                "AvgPool2d(s, s, ceil_mode=True, count_include_pad=False) expected",
-            )
-        kind, sc_stride = "avgpool_conv", ks
+        kind, sc_stride = "avgpool_conv", _avg_pool_stride(layers.pop(0), f"{where}.0")
     off = 1 if kind == "avgpool_conv" else 0
     if len(layers) != 2 or type(layers[0]) is not nn.Conv2d:
         raise _unsupported(sc, where, "shortcut must be [AvgPool2d,] Conv2d 1x1, BatchNorm2d")

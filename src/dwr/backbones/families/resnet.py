@@ -10,6 +10,24 @@ from __future__ import annotations
 
 from dwr.backbones.registry import register_model
 from dwr.backbones.spec import BackboneSpec
+from dwr.backbones.units import Stage, Unit, register_family, shortcut_for
+
+
+@register_family(
+    "resnet", "binary 3x3 units, each with its own shortcut; a block is block_convs units"
+)
+def resnet_units(spec: BackboneSpec, in_channels: int) -> list[Stage]:
+    stages: list[Stage] = []
+    for depth, width, stride in zip(spec.depths, spec.widths, spec.strides, strict=True):
+        stage: Stage = []
+        for b in range(depth * spec.block_convs):
+            s = stride if b == 0 else 1
+            stage.append(
+                Unit(in_channels, width, 3, s, shortcut_for(in_channels, width, s, spec.shortcut))
+            )
+            in_channels = width
+        stages.append(stage)
+    return stages
 
 
 def _cifar(name: str, depths, widths, shortcut: str = "conv", stem_width: int | None = None):

@@ -10,6 +10,21 @@ from __future__ import annotations
 
 from dwr.backbones.registry import register_model
 from dwr.backbones.spec import BackboneSpec
+from dwr.backbones.units import Pool, Stage, Unit, register_family
+
+
+@register_family("vgg", "binary 3x3 units without shortcuts; a stride-2 stage ends in a max-pool")
+def vgg_units(spec: BackboneSpec, in_channels: int) -> list[Stage]:
+    stages: list[Stage] = []
+    for depth, width, stride in zip(spec.depths, spec.widths, spec.strides, strict=True):
+        stage: Stage = []
+        for _ in range(depth):
+            stage.append(Unit(in_channels, width, 3, 1, "none"))
+            in_channels = width
+        if stride == 2:
+            stage.append(Pool())
+        stages.append(stage)
+    return stages
 
 
 def _vgg(name: str, depths, widths, strides, stem_width: int, stem: str = "cifar"):
