@@ -121,3 +121,11 @@ def test_unreadable_images_are_dwr_errors(tmp_path):
     ]:
         with pytest.raises(DwrError, match=match):
             CIFAR.load(tmp_path / name)
+
+
+def test_decompression_bombs_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow warns above, fails above 2x
+    for side in (12, 15):
+        Image.new("RGB", (side, side)).save(tmp_path / f"{side}.png")
+        with pytest.raises(DwrError, match="implausibly large"):
+            CIFAR.load(tmp_path / f"{side}.png")

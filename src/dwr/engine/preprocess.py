@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,15 +87,19 @@ class Preprocess:
 
         where = os.fspath(path)
         try:
-            with Image.open(where) as img:
-                img.load()
-                return self.image(img)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(where) as img:
+                    img.load()
+                    return self.image(img)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise DwrError(f"{where}: the image is implausibly large ({exc})") from None
         except UnidentifiedImageError:
             raise DwrError(f"{where}: not an image Pillow can read") from None
         except OSError as exc:  # unreadable, truncated or a decoder error
             reason = exc.strerror or str(exc) or type(exc).__name__
             raise DwrError(f"{where}: cannot read the image ({reason})") from None
-        except (ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        except (ValueError, SyntaxError) as exc:
             raise DwrError(f"{where}: cannot decode the image ({exc})") from None
 
 

@@ -17,10 +17,11 @@ from typing import Any
 
 from dwr.cli.options import add_input_size_argument, int_in, print_json, threads_type
 from dwr.errors import DwrError
-from dwr.limits import MAX_BATCH
 
 #: Files a directory argument of ``dwr predict`` is searched for (recursively).
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+#: The largest --batch of predict (a batch of 224x224 images and its activations is ~3 MB each).
+MAX_PREDICT_BATCH = 1024
 #: CIFAR-10's label names (its ``batches.meta``), for checkpoints that did not record them.
 CIFAR10_CLASSES = (
     "airplane automobile bird cat deer dog frog horse ship truck".split()  # noqa: SIM905
@@ -53,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", metavar="IMAGE|DIR", nargs="+", help="image files or directories")
     p.add_argument("--top-k", type=int_in(1, 100_000, "top-k"), default=5, help="labels (5)")
     p.add_argument(
-        "--batch", type=int_in(1, MAX_BATCH, "batch"), default=8, help="images per call (8)"
+        "--batch", type=int_in(1, MAX_PREDICT_BATCH, "batch"), default=8, help="images per call (8)"
     )
     p.add_argument("--threads", type=threads_type, default=1, help="engine threads (1)")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
