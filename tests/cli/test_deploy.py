@@ -391,3 +391,15 @@ def test_convert_a_foreign_model_through_the_front_door(capsys, tmp_path, monkey
     assert comp.preprocess.input_size == (3, 48, 48) and comp.class_names == list("0123456")
     rc, out, err = _run(capsys, "predict", tmp_path / "f.dwre", images / "rgb.png", "--top-k", "2")
     assert rc == 0 and out.split()[1] in comp.class_names
+
+
+def test_convert_input_size_overrides_the_default(capsys, tmp_path):
+    args = ["-o", tmp_path / "m.dwre", "--repeats", "1", "--input-size", "3", "48", "40"]
+    rc, _, err = _run(capsys, "convert", "resnet20_cifar", *args)
+    assert rc == 0, err
+    pre = engine.load(tmp_path / "m.dwre").preprocess
+    assert pre.input_size == (3, 48, 40) and pre.resize == 48
+    rc, _, err = _run(
+        capsys, "convert", "vgg_small_cifar", *args[:4], "--input-size", "3", "4", "4"
+    )
+    assert rc == 2 and "too small" in err

@@ -52,11 +52,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="classify images with an engine file or a checkpoint")
     p.add_argument("model", metavar="MODEL", help="engine file (.dwre) or checkpoint")
     p.add_argument("inputs", metavar="IMAGE|DIR", nargs="+", help="image files or directories")
-    p.add_argument("--top-k", type=int_in(1, 100_000, "top-k"), default=5, help="labels (5)")
     p.add_argument(
-        "--batch", type=int_in(1, MAX_PREDICT_BATCH, "batch"), default=8, help="images per call (8)"
+        "--top-k",
+        type=int_in(1, 100_000, "top-k"),
+        default=5,
+        metavar="K",
+        help="labels per image (5)",
     )
-    p.add_argument("--threads", type=threads_type, default=1, help="engine threads (1)")
+    p.add_argument(
+        "--batch",
+        type=int_in(1, MAX_PREDICT_BATCH, "batch"),
+        default=8,
+        metavar="B",
+        help="images per call (8)",
+    )
+    p.add_argument(
+        "--threads", type=threads_type, default=1, metavar="N", help="engine threads (1)"
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     p.set_defaults(func=run_predict)
 
@@ -119,14 +131,19 @@ def _numbers(values: Any, n: int) -> tuple[float, ...] | None:
     return None
 
 
-def data_preprocessing(meta: dict[str, Any], spec: Any) -> tuple[Any, list[str], str]:
+def data_preprocessing(
+    meta: dict[str, Any], spec: Any, input_size: tuple[int, int, int] | None = None
+) -> tuple[Any, list[str], str]:
     """``(Preprocess, class names, where they came from)`` for a model trained on the data set
-    a checkpoint names (``meta``), or on the data its spec suggests (no ``dataset``)."""
+    a checkpoint names (``meta``), or on the data its spec suggests (no ``dataset``). The input
+    size is ``input_size`` if given, else the checkpoint's, else the spec's."""
     from dwr.engine import Preprocess
 
     dataset = meta.get("dataset")
     size = meta.get("input_size")
-    c, h, w = tuple(size) if isinstance(size, list) and len(size) == 3 else spec.input_size
+    if input_size is None:
+        input_size = tuple(size) if isinstance(size, list) and len(size) == 3 else spec.input_size
+    c, h, w = input_size
     mean, std = _numbers(meta.get("mean"), c), _numbers(meta.get("std"), c)
     resize, source = h, f"data set {dataset}"
     if dataset == "imagefolder" or (dataset is None and spec.stem == "imagenet"):
@@ -195,8 +212,8 @@ def run_convert(args: argparse.Namespace) -> int:
         example = torch.randn(1, *(size or (3, 224, 224)))
         shape = _Shape(tuple(example.shape[1:]), engine.convert(model, example).num_classes)
     else:
-        shape = spec if size is None else _Shape(size, spec.num_classes)
-    pre, names, source = data_preprocessing(meta, shape)
+        shape = spec
+    pre, names, source = data_preprocessing(meta, shape, size)
     if args.class_names:
         names, source = _read_class_names(args.class_names, shape.num_classes), args.class_names
     extra = () if example is None else (example,)
