@@ -195,6 +195,7 @@ def saved_models(directory: Path) -> list[Path]:
         ("resnet18_cifar_dwr", {"widths": [16, 24, 32, 48]}, 32),  # 1x1 conv shortcuts
         ("reactnet18", {"widths": [16, 24, 32, 48]}, 64),  # RSign, RPReLU, avgpool shortcuts
         ("birealnet18_dwr", {"widths": [24, 32, 48, 64]}, 64),  # the stem adapter
+        ("reactnet_a", {"widths": [16, 32, 64, 128, 256]}, 64),  # 1x1 convs, avgpool, tile
     ]
     paths = []
     for name, overrides, side in models:
