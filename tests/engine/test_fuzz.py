@@ -25,3 +25,14 @@ def test_fuzzed_files_fail_only_with_dwr_errors(files):
     assert result.refused_at_load > n // 4
     assert result.loaded > n // 10 and result.inference_ok > 0
     assert result.inferences == 2 * result.loaded
+
+
+def test_the_fuzzed_models_cover_every_op_and_shortcut(files):
+    """A new op kind or shortcut needs a model in engine_fuzz.saved_models."""
+    import dwr.engine as engine
+    from dwr.engine.ops import OP_TYPES, SHORTCUTS
+
+    ops = [op for f in files for op in engine.load(f).ops]
+    assert {op.kind for op in ops} == set(OP_TYPES)
+    assert {op.shortcut for op in ops if hasattr(op, "shortcut")} == set(SHORTCUTS)
+    assert any(getattr(op, "out", "") == "bits" for op in ops)
