@@ -1,8 +1,10 @@
 """From a PyTorch :class:`~dwr.backbones.Backbone` to the engine's list of ops.
 
-The walk follows the one outline every backbone has, ``stem -> stages -> head``, and checks
-every module it meets; anything it cannot compile exactly raises :class:`DwrError` naming the
-module type and its qualified name. Eval-mode semantics are used (BN running statistics).
+The walk follows the one outline every backbone has, ``stem -> stages -> head``. What each
+stage holds (kernel, stride, shortcut kind) comes from the spec's unit list
+(:mod:`dwr.backbones.units`); modules are read for their weights and checked against it, and
+anything the engine cannot compile exactly raises :class:`DwrError` naming the module type and
+its qualified name. Eval-mode semantics are used (BN running statistics).
 
 Folding (float64, then float32):
 - BN: ``BN(z) = a * z + b`` with ``a = gamma / sqrt(var + eps)``, ``b = beta - mean * a``.
@@ -29,10 +31,9 @@ from dwr.backbones.blocks import (
     Head,
     Stem,
     StemAdapter,
-    TileShortcut,
-    ZeroPadShortcut,
 )
 from dwr.backbones.model import Backbone
+from dwr.backbones.units import Unit, stage_units
 from dwr.binary import BinaryConv2d, RPReLU, RSign
 from dwr.binary.binarizers import binarizer_properties, describe_binarizer
 from dwr.engine.ops import BinaryConv, ChannelAdapter, FloatConv, MaxPool2, Op
@@ -177,50 +178,26 @@ def _is_pool(m: nn.Module, k: int, s: int, p: int) -> bool:
     )
 
 
-def _avg_pool_stride(pool: nn.AvgPool2d, where: str) -> int:
-    """The ``s`` of ``AvgPool2d(s, s, ceil_mode=True, count_include_pad=False)``."""
-    ks = pool.kernel_size if isinstance(pool.kernel_size, int) else pool.kernel_size[0]
-    ps = pool.stride if isinstance(pool.stride, int) else pool.stride[0]
-    if not (
-        ks == ps and pool.padding in (0, (0, 0)) and pool.ceil_mode and not pool.count_include_pad
-    ):
-        raise _unsupported(
-            pool, where, "AvgPool2d(s, s, ceil_mode=True, count_include_pad=False) expected"
-        )
-    return ks
-
-
-def _shortcut(sc: nn.Module | None, where: str, stride: int) -> dict:
-    if sc is None:
-        return {"shortcut": "none"}
-    if type(sc) is nn.Identity:
-        return {"shortcut": "identity"}
-    if type(sc) is ZeroPadShortcut:
-        return {"shortcut": "zero_pad", "sc_stride": sc.stride}
-    if type(sc) is TileShortcut:
-        return {"shortcut": "tile"}
-    if type(sc) is nn.AvgPool2d:
-        return {"shortcut": "avgpool", "sc_stride": _avg_pool_stride(sc, where)}
-    if type(sc) is not nn.Sequential:
-        raise _unsupported(sc, where, "unknown shortcut")
-    layers = list(sc)
-    kind, sc_stride = "conv", None
-    if layers and type(layers[0]) is nn.AvgPool2d:
-        kind, sc_stride = "avgpool_conv", _avg_pool_stride(layers.pop(0), f"{where}.0")
-    off = 1 if kind == "avgpool_conv" else 0
-    if len(layers) != 2 or type(layers[0]) is not nn.Conv2d:
-        raise _unsupported(sc, where, "shortcut must be [AvgPool2d,] Conv2d 1x1, BatchNorm2d")
-    conv = layers[0]
-    k, s, p = _conv_geometry(conv, f"{where}.{off}")
-    if k != 1 or p != 0:
-        raise _unsupported(conv, f"{where}.{off}", "shortcut conv must be 1x1 without padding")
-    if kind == "avgpool_conv" and s != 1:
-        raise _unsupported(conv, f"{where}.{off}", "strided conv after the average pool")
-    a, b = _bn(layers[1], f"{where}.{off + 1}")
+def _shortcut(sc: nn.Module | None, unit: Unit, where: str) -> dict:
+    """The unit's shortcut: kind and stride from the unit list; a real 1x1 shortcut's conv and
+    BN (the last two modules of its ``nn.Sequential``) are folded into ``sc_w``, ``sc_b``."""
+    kind = unit.shortcut
+    if (sc is None) != (kind == "none"):
+        raise _unsupported(sc or nn.Identity(), where, f"the unit list says shortcut {kind!r}")
+    if kind in ("none", "identity", "tile"):
+        return {"shortcut": kind}
+    if kind in ("zero_pad", "avgpool"):
+        return {"shortcut": kind, "sc_stride": unit.stride}
+    layers = list(sc) if type(sc) is nn.Sequential else []
+    conv = layers[-2] if len(layers) >= 2 else None
+    shape = (unit.out_channels, unit.in_channels, 1, 1)
+    if type(conv) is not nn.Conv2d or tuple(conv.weight.shape) != shape:
+        raise _unsupported(sc, where, f"expected the 1x1 conv and BN of a {kind} shortcut")
+    a, b = _bn(layers[-1], f"{where}.{len(layers) - 1}")
     w = _np(conv.weight) * a[:, None, None, None]
     if conv.bias is not None:
         b = b + a * _np(conv.bias)
-    return {"shortcut": kind, "sc_stride": sc_stride or s, "sc_w": w, "sc_b": b}
+    return {"shortcut": kind, "sc_stride": unit.stride, "sc_w": w, "sc_b": b}
 
 
 def _weight_scale(conv: BinaryConv2d, where: str) -> str:
@@ -243,8 +220,10 @@ def _weight_scale(conv: BinaryConv2d, where: str) -> str:
     return binarizer_properties(conv.weight_binarizer).scale
 
 
-def _unit_op(unit: nn.Module, where: str) -> BinaryConv:
-    conv = unit.conv
+def _unit_op(module: nn.Module, unit: Unit, where: str) -> BinaryConv:
+    if type(module) is not BinaryUnit:
+        raise _unsupported(module, where, "the unit list says a binary unit")
+    conv = module.conv
     if type(conv) is not BinaryConv2d:
         raise _unsupported(conv, f"{where}.conv", "expected BinaryConv2d")
     if conv.input_binarizer is None or conv.weight_binarizer is None:
@@ -258,19 +237,20 @@ def _unit_op(unit: nn.Module, where: str) -> BinaryConv:
     if conv.bias is not None:
         raise _unsupported(conv, f"{where}.conv", "binary conv with a bias")
     k, s, p = _conv_geometry(conv, f"{where}.conv")
-    if p >= k:
-        raise _unsupported(conv, f"{where}.conv", "padding as large as the kernel")
+    listed = (unit.in_channels, unit.out_channels, unit.kernel, unit.stride, unit.padding)
+    if (conv.in_channels, conv.out_channels, k, s, p) != listed:
+        raise _unsupported(conv, f"{where}.conv", f"does not match its unit {unit}")
     w = _np(conv.weight)
     alpha = np.abs(w).mean(axis=(1, 2, 3)) if w_scale == "mean_abs_per_output" else np.ones(len(w))
     wbits, wpop = pack_weight(w)
-    a, b = _bn(unit.bn, f"{where}.bn")
-    if type(unit.shift) is nn.Identity:
+    a, b = _bn(module.bn, f"{where}.bn")
+    if type(module.shift) is nn.Identity:
         shift = None
-    elif type(unit.shift) is RSign:
-        shift = _np(unit.shift.shift.bias).reshape(-1)
+    elif type(module.shift) is RSign:
+        shift = _np(module.shift.shift.bias).reshape(-1)
     else:
-        raise _unsupported(unit.shift, f"{where}.shift", "expected Identity or RSign")
-    act, rprelu = _act(unit.act, f"{where}.act")
+        raise _unsupported(module.shift, f"{where}.shift", "expected Identity or RSign")
+    act, rprelu = _act(module.act, f"{where}.act")
     return BinaryConv(
         where,
         in_channels=conv.in_channels,
@@ -285,7 +265,7 @@ def _unit_op(unit: nn.Module, where: str) -> BinaryConv:
         shift=shift,
         act=act,
         rprelu=rprelu,
-        **_shortcut(unit.shortcut, f"{where}.shortcut", s),
+        **_shortcut(module.shortcut, unit, f"{where}.shortcut"),
     )
 
 
@@ -349,18 +329,21 @@ def build_plan(model: nn.Module, fold_signs: bool = True) -> list[Op]:
     adapter = _adapter_op(getattr(model.stem, "adapter", nn.Identity()))
     if adapter is not None:
         ops.append(adapter)
-    for i, stage in enumerate(model.stages):
+    listed = stage_units(model.spec)
+    if len(listed) != len(model.stages):
+        raise DwrError(f"the model has {len(model.stages)} stages, its spec {len(listed)}")
+    for i, (stage, units) in enumerate(zip(model.stages, listed, strict=True)):
         where = f"stages.{i}"
-        if type(stage) is not nn.Sequential:
-            raise _unsupported(stage, where, "a stage must be an nn.Sequential")
-        for j, m in enumerate(stage):
+        if type(stage) is not nn.Sequential or len(stage) != len(units):
+            raise _unsupported(stage, where, f"a stage must be an nn.Sequential of {len(units)}")
+        for j, (m, unit) in enumerate(zip(stage, units, strict=True)):
             name = f"{where}.{j}"
-            if type(m) is BinaryUnit:
-                ops.append(_unit_op(m, name))
+            if isinstance(unit, Unit):
+                ops.append(_unit_op(m, unit, name))
             elif _is_pool(m, 2, 2, 0):
                 ops.append(MaxPool2(name))
             else:
-                raise _unsupported(m, name)
+                raise _unsupported(m, name, "the unit list says a 2x2 max-pool")
     ops.append(_head_op(model.head))
     if fold_signs:
         _fold_signs(ops)
