@@ -23,7 +23,7 @@ def test_quick_grid_times_every_op_kind(quick_table):
     kinds = {(r["k"], r["stride"]) for r in t["binary_conv"]}
     assert kinds == {(3, 1), (3, 2), (1, 1)}
     stems = {(r["k"], r["stride"], r["cin"]) for r in t["float_conv"] if "ih" in r}
-    assert stems == {(7, 2, 3), (3, 1, 3), (3, 1, 1)}
+    assert stems == {(7, 2, 3), (3, 1, 3), (3, 1, 1), (3, 2, 3)}
     assert any(r["k"] == 1 for r in t["float_conv"]) and t["head"]
     for kind in ("binary_conv", "float_conv", "head"):
         assert all(r["ms"] > 0 for r in t[kind])
@@ -51,6 +51,11 @@ def test_fit_cost_splits_fixed_and_per_element_costs():
     assert profile.fit_cost([(1000, 0.004)]) == pytest.approx((0.0, 4.0))
     fixed, ns = profile.fit_cost([(100, 0.0), (200, 0.003)])  # negative fixed: through 0
     assert fixed == 0 and ns == pytest.approx(0.003 * 200 / (100**2 + 200**2) * 1e6)
+
+
+def test_epilogue_costs_are_per_element_medians():
+    assert profile.per_element_only([(100, 0.001), (1000, 0.004), (10, -1.0)]) == (0.0, 4.0)
+    assert profile.per_element_only([(100, -0.001)]) == (0.0, 0.0)
 
 
 def test_threads_are_restored():

@@ -280,19 +280,6 @@ class EngineOp:
     opts: dict[str, Any] = field(default_factory=dict)
 
 
-def _shortcut(kind: str | None, cin: int, out: int, stride: int) -> tuple[str, int]:
-    """The engine's shortcut of a unit (``blocks.make_shortcut``, as the plan reads it)."""
-    if kind is None:
-        return "none", 1
-    if stride == 1 and cin == out:
-        return "identity", 1
-    if kind == "zero_pad":
-        return "zero_pad", stride
-    if kind == "avgpool_conv" and stride > 1:
-        return "avgpool_conv", stride
-    return "conv", stride
-
-
 def _conv_out(hw: tuple[int, int], k: int, s: int, p: int) -> tuple[int, int]:
     return tuple((v + 2 * p - k) // s + 1 for v in hw)  # type: ignore[return-value]
 
@@ -302,18 +289,23 @@ _STEMS = {
     "imagenet": (7, 2, 3, "maxpool3"),
     "cifar": (3, 1, 1, "none"),
     "cifar_pool": (3, 1, 1, "maxpool2"),
+    "mobilenet": (3, 2, 1, "none"),
 }
 
 
 def outline(spec: BackboneSpec, input_size: tuple[int, int, int] | None = None) -> list[EngineOp]:
-    """The engine's op list for ``spec`` (stem, stem adapter, binary units, 2x2 pools, head),
-    read from the spec as :class:`~dwr.backbones.model.Backbone` builds it, with the plan's
-    rules: a unit whose consumer only needs a sign emits bits (VGG), and a unit followed by a
-    unit packs that unit's input in its epilogue (``tests/cost`` checks it against the plan)."""
+    """The engine's op list for ``spec``: stem, stem adapter, then the spec's unit list
+    (:func:`dwr.backbones.units.stage_units`: binary convs and 2x2 pools), then the head, with
+    the plan's rules: a unit whose consumer only needs a sign emits bits (VGG), and a unit
+    followed by a unit packs that unit's input in its epilogue (``tests/cost`` checks the
+    list against the engine's plan for every registered backbone)."""
     from dwr.backbones.methods import METHOD_TABLE
+    from dwr.backbones.units import Pool, stage_units
 
     c, h, w = input_size or spec.input_size
     spec.output_size(h, w)  # a clear error when the input is too small
+    if spec.stem not in _STEMS:
+        raise DwrError(f"the latency model does not know the stem {spec.stem!r}")
     method = METHOD_TABLE[spec.method]
     act = {"hardtanh": "hardtanh", "rprelu": "rprelu"}.get(method.activation, "none")
     k, s, p, pool = _STEMS[spec.stem]
@@ -323,27 +315,23 @@ def outline(spec: BackboneSpec, input_size: tuple[int, int, int] | None = None) 
     opts = {"pad": p, "pool": pool, "conv_hw": conv_hw}
     ops = [EngineOp("stem", "stem", c, spec.stem_width, (h, w), hw, k, s, opts)]
     cin = spec.stem_width
-    if getattr(spec, "stem_adapter", False):  # the DWR authors' stem adapter
+    if spec.stem_adapter:  # the DWR authors' stem adapter
         ops.append(EngineOp("stem.adapter", "channel_adapter", cin, spec.widths[0], hw, hw, 1, 1))
         cin = spec.widths[0]
-    stages = zip(spec.depths, spec.widths, spec.strides, strict=True)
-    for i, (depth, width, stride) in enumerate(stages):
-        strides = [stride] + [1] * (depth * spec.block_convs - 1)
-        if spec.family != "resnet":
-            strides = [1] * depth
-        for j, st in enumerate(strides):
-            out_hw = _conv_out(hw, 3, st, 1)
-            sc_kind = spec.shortcut if spec.family == "resnet" else None
-            sc, sc_stride = _shortcut(sc_kind, cin, width, st)
-            opts = {"shortcut": sc, "sc_stride": sc_stride, "act": act, "shift": method.rsign}
-            ops.append(EngineOp(f"stages.{i}.{j}", "binary_conv", cin, width, hw, out_hw, 3, st,
-                                {**opts, "out": "float"}))  # fmt: skip
-            cin, hw = width, out_hw
-        if spec.family == "vgg" and stride == 2:
-            out_hw = (hw[0] // 2, hw[1] // 2)
-            ops.append(EngineOp(f"stages.{i}.{len(strides)}", "maxpool2", cin, cin, hw, out_hw,
-                                2, 2, {}))  # fmt: skip
-            hw = out_hw
+    for i, stage in enumerate(stage_units(spec)):
+        for j, u in enumerate(stage):
+            name = f"stages.{i}.{j}"
+            if isinstance(u, Pool):
+                out_hw = (hw[0] // 2, hw[1] // 2)
+                ops.append(EngineOp(name, "maxpool2", cin, cin, hw, out_hw, 2, 2, {}))
+                hw = out_hw
+                continue
+            out_hw = _conv_out(hw, u.kernel, u.stride, u.padding)
+            sc = "conv" if u.shortcut == "avgpool_conv" and u.stride == 1 else u.shortcut
+            opts = {"shortcut": sc, "sc_stride": u.stride, "act": act, "shift": method.rsign}
+            ops.append(EngineOp(name, "binary_conv", u.in_channels, u.out_channels, hw, out_hw,
+                                u.kernel, u.stride, {**opts, "out": "float"}))  # fmt: skip
+            cin, hw = u.out_channels, out_hw
     ops.append(EngineOp("head", "head", cin, spec.num_classes, hw, (1, 1), 1, 1, {}))
     _plan_flags(ops)
     return ops
@@ -413,10 +401,12 @@ def op_ms(op: EngineOp, table: LatencyTable) -> float:
     if o["pack_next"]:
         t += el("pack_next_shift" if o["pack_next"] == "shift" else "pack_next", out_el)
     sc = o["shortcut"]
-    if sc in ("identity", "conv", "avgpool_conv"):
+    if sc in ("identity", "conv", "avgpool_conv", "avgpool"):
         t += el("residual", out_el)
-    if sc == "zero_pad":
-        t += el("zero_pad", out_el)
+    if sc in ("zero_pad", "tile"):  # NumPy copies, the residual add included
+        t += el(sc, out_el)
+    elif sc == "avgpool":
+        t += el("avgpool", p_in * op.cin)
     elif sc == "conv":
         t += table.float_ms(1, o["sc_stride"], op.cin, op.out, p_out)
     elif sc == "avgpool_conv":

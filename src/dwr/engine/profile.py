@@ -14,8 +14,8 @@ a few runs (the machine may be shared; the minimum is the steadier figure).
 - ``head``: global average pool + classifier; pools and the stem adapter are fixed +
   per-element costs too.
 
-Each grid point's runs start with a core's L2 flushed (its weights come from L3, as in a model,
-where the other ops run in between).
+A grid point with large weights (``COLD_BYTES``) starts each run with a core's L2 flushed: its
+weights come from L3, as in a model, where the other ops run in between.
 
 A grid point whose work exceeds the grid's cap is skipped (the model takes its throughput
 from the nearest measured point: at that size the kernels run at their steady rate).
@@ -122,12 +122,22 @@ GRIDS: dict[str, Grid] = {
 }
 
 #: Stem geometries: (kernel, stride, padding, input channels).
-STEMS = ((7, 2, 3, 3), (3, 1, 1, 3), (3, 1, 1, 1))
+STEMS = ((7, 2, 3, 3), (3, 1, 1, 3), (3, 1, 1, 1), (3, 2, 1, 3))
 
 
 #: Written before each timed run of a grid point: 2 MiB pushes the op's weights out of a
 #: core's L2, as the other ops of a model do between two runs of it (its L3 keeps them).
 _FLUSH = np.zeros(2 << 20, np.uint8)
+
+
+#: Weights this large are timed cold: in any model big enough to hold them, the other ops'
+#: weights and activations evict them between two runs; smaller ops are timed warm (a small
+#: model's whole working set stays in L2, and flushing would slow its tiny ops unfairly).
+COLD_BYTES = 128 << 10
+
+
+def _big(weights: np.ndarray) -> bool:
+    return weights.nbytes >= COLD_BYTES
 
 
 def _flush() -> None:
@@ -229,7 +239,7 @@ def time_binary(p: dict[str, int], rng: np.random.Generator, target_s: float) ->
     c, o, k, s = 64 * p["words"], p["out"], p["k"], p["stride"]
     op = binary_op(c, o, k, s, rng)
     st = _input_state(c, p["oh"] * s, rng)  # (h + 2 * (k // 2) - k) // s + 1 == oh
-    return _best_ms(lambda: op.run(st), target_s, cold=True)
+    return _best_ms(lambda: op.run(st), target_s, cold=_big(op.wbits))
 
 
 def time_float(p: dict[str, int], rng: np.random.Generator, target_s: float) -> float:
@@ -239,19 +249,20 @@ def time_float(p: dict[str, int], rng: np.random.Generator, target_s: float) -> 
         stem = FloatConv("stem", w=w, b=np.zeros(o), stride=s, pad=pad)
         x = rng.standard_normal((1, c, p["ih"], p["ih"])).astype(np.float32)
         st = State(x=x, nchw=True)
-        return _best_ms(lambda: stem.run(st), target_s, cold=True)
+        return _best_ms(lambda: stem.run(st), target_s)
     wk, bk = _float_conv_layout(rng.standard_normal((o, c, 1, 1)), np.zeros(o))
     side = p["oh"] * s
     x = rng.standard_normal((1, side, side, c)).astype(np.float32)
     none3 = (None, None, None)
-    return _best_ms(lambda: _float_conv(x, wk, bk, o, s, 0, "none", none3), target_s, cold=True)
+    run = lambda: _float_conv(x, wk, bk, o, s, 0, "none", none3)  # noqa: E731
+    return _best_ms(run, target_s, cold=_big(wk))
 
 
 def time_head(p: dict[str, int], rng: np.random.Generator, target_s: float) -> float:
     c, n, h = p["cin"], p["classes"], p["h"]
     head = Head("head", w=rng.standard_normal((n, c)), b=np.zeros(n))
     st = State(x=rng.standard_normal((1, h, h, c)).astype(np.float32))
-    return _best_ms(lambda: head.run(st), target_s, cold=True)
+    return _best_ms(lambda: head.run(st), target_s, cold=_big(head.w))
 
 
 Sample = tuple[int, float]  # (elements, ms)
@@ -276,6 +287,25 @@ def fit_cost(samples: list[Sample]) -> tuple[float, float]:
         if fixed >= 0:
             return float(fixed), float(slope * 1e6)
     return 0.0, float((el @ ms) / (el @ el) * 1e6)
+
+
+#: Costs with a per-call part (NumPy work, pools); the others are the kernels' epilogue
+#: options, per element only (their deltas are small beside the conv's own time, so a fitted
+#: intercept would be noise).
+PER_CALL = (
+    "zero_pad",
+    "tile",
+    "maxpool3",
+    "maxpool2",
+    "maxpool2_bits",
+    "avgpool",
+    "channel_adapter",
+)
+
+
+def per_element_only(samples: list[Sample]) -> tuple[float, float]:
+    """``(0, ns per element)``: the median over the samples, at least 0."""
+    return 0.0, max(0.0, float(np.median([t / e for e, t in samples])) * 1e6)
 
 
 def _extras_at(c: int, side: int, rng: np.random.Generator, target_s: float) -> dict[str, Sample]:
@@ -310,6 +340,9 @@ def _extras_at(c: int, side: int, rng: np.random.Generator, target_s: float) -> 
     plain = binary_op(c, 2 * c, 3, 2, rng)
     padded = binary_op(c, 2 * c, 3, 2, rng, shortcut="zero_pad", sc_stride=2)
     out["zero_pad"] = _delta(run(plain, st2), run(padded, st2), half * half * 2 * c, target_s)
+    # tile shortcut of a doubling 1x1 unit (c -> 2c), per output element
+    plain, tiled = binary_op(c, 2 * c, 1, 1, rng), binary_op(c, 2 * c, 1, 1, rng, shortcut="tile")
+    out["tile"] = _delta(run(plain), run(tiled), side * side * 2 * c, target_s)
     return out
 
 
@@ -407,7 +440,10 @@ def measure(
             for name, sample in _pool_costs(*shape, rng, grid.target_s).items():
                 samples.setdefault(name, []).append(sample)
         tick("pools")
-        fits = {name: fit_cost(points) for name, points in samples.items()}
+        fits = {
+            name: fit_cost(points) if name in PER_CALL else per_element_only(points)
+            for name, points in samples.items()
+        }
         table["per_element_ns"] = {name: f[1] for name, f in fits.items()}
         table["fixed_ms"] = {name: f[0] for name, f in fits.items()}
         table["call_ms"] = _call_ms(rng, grid.target_s)
