@@ -43,6 +43,7 @@ from dwr.engine.ops import (
     OP_TYPES,
     BinaryConv,
     ChannelAdapter,
+    Fields,
     FloatConv,
     Head,
     MaxPool2,
@@ -59,13 +60,6 @@ FORMAT_VERSION = 3
 _PREFIX = struct.Struct("<8sIIQQ32s")
 _DTYPES = {"float32", "int32", "uint8", "uint64"}
 #: The dtype of each op array that is not float32 (a file must store exactly these).
-_ARRAY_DTYPES = {
-    "wbits": "uint64",
-    "wpop": "int32",
-    "thr": "int32",
-    "flip": "uint8",
-    "src": "int32",
-}
 _ALIGN = 64
 #: Engine files larger than this are refused unread (birealnet18's is about 4 MB).
 MAX_FILE_BYTES = 1 << 31
@@ -321,12 +315,13 @@ class CompiledModel:
             if kind not in OP_TYPES:
                 raise DwrError(f"unknown op kind {kind!r}")
             arrays = {k: _array(v, payload) for k, v in dict(entry["arrays"]).items()}
+            op_type = OP_TYPES[kind]
             for key, arr in arrays.items():
-                if arr.dtype.name != _ARRAY_DTYPES.get(key, "float32"):
+                if arr.dtype.name != op_type.dtypes.get(key, "float32"):
                     raise DwrError(f"{entry['name']}: array {key!r} has dtype {arr.dtype.name}")
             if version == 1 and kind == BinaryConv.kind:
                 _upgrade_v1_weights(entry, arrays)
-            ops.append(_rebuild(OP_TYPES[kind], str(entry["name"]), dict(entry["meta"]), arrays))
+            ops.append(op_type.from_file(Fields(str(entry["name"]), dict(entry["meta"]), arrays)))
         return cls(ops, spec, preprocess, class_names)
 
 
@@ -407,87 +402,6 @@ def _upgrade_v1_weights(entry: dict, arrays: dict[str, np.ndarray]) -> None:
     if rows.ndim != 2 or rows.shape[0] % 4 or rows.shape[1] < n:
         raise DwrError(f"{entry.get('name')}: format-1 packed weight has shape {rows.shape}")
     arrays["wbits"] = lanes_from_rows(rows[:, :n])
-
-
-_ACT_KEYS = ("act_in", "act_slope", "act_out")
-
-
-def _rebuild(cls: type[Op], name: str, meta: dict, arrays: dict[str, np.ndarray]) -> Op:
-    def need(key: str) -> np.ndarray:
-        if key not in arrays:
-            raise DwrError(f"{name}: missing array {key!r}")
-        return arrays[key]
-
-    def num(key: str, lo: int = 0, hi: int = 1 << 20) -> int:
-        v = meta.get(key)
-        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-            raise DwrError(f"{name}: bad {key} {v!r}")
-        return v
-
-    def text(key: str) -> str:
-        v = meta.get(key)
-        if not isinstance(v, str):
-            raise DwrError(f"{name}: bad {key} {v!r}")
-        return v
-
-    if cls is FloatConv:
-        act = text("act")
-        rprelu = tuple(need(k) for k in _ACT_KEYS) if act == "rprelu" else None
-        w = need("w")
-        if w.ndim != 4 or w.shape[2] != w.shape[3]:
-            raise DwrError(f"{name}: stem weight must be [O, C, k, k]")
-        return FloatConv(
-            name,
-            w=w,
-            b=need("b"),
-            stride=num("stride", 1, 64),
-            pad=num("pad", 0, 64),
-            act=act,
-            rprelu=rprelu,
-            pool=text("pool"),
-        )
-    if cls is BinaryConv:
-        act = text("act")
-        out = text("out")
-        shortcut = text("shortcut")
-        conv_sc = shortcut in ("conv", "avgpool_conv")
-        return BinaryConv(
-            name,
-            in_channels=num("in_channels", 1, 1 << 16),
-            out_channels=num("out_channels", 1, 1 << 16),
-            k=num("k", 1, 7),
-            stride=num("stride", 1, 64),
-            pad=num("pad", 0, 6),
-            wbits=need("wbits"),
-            wpop=need("wpop"),
-            scale=need("scale"),
-            bias=need("bias"),
-            shift=arrays.get("shift"),
-            shortcut=shortcut,
-            sc_stride=num("sc_stride", 1, 64),
-            sc_w=need("sc_w") if conv_sc else None,
-            sc_b=need("sc_b") if conv_sc else None,
-            act=act,
-            rprelu=tuple(need(k) for k in _ACT_KEYS) if act == "rprelu" else None,
-            out=out,
-            thr=need("thr") if out == "bits" else None,
-            flip=need("flip") if out == "bits" else None,
-        )
-    if cls is ChannelAdapter:
-        return ChannelAdapter(
-            name,
-            in_channels=num("in_channels", 1, 1 << 16),
-            src=need("src"),
-            scale=need("scale"),
-            shift=need("shift"),
-            slope=need("slope"),
-        )
-    if cls is MaxPool2:
-        on_bits = meta.get("on_bits")
-        if not isinstance(on_bits, bool):
-            raise DwrError(f"{name}: bad on_bits {on_bits!r}")
-        return MaxPool2(name, on_bits=on_bits)
-    return Head(name, w=need("w"), b=need("b"))
 
 
 def load(path: str | os.PathLike) -> CompiledModel:

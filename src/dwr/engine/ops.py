@@ -17,7 +17,8 @@ State between ops is either float activations ``x`` ([N, H, W, C] float32) or si
 - :class:`ChannelAdapter`: the DWR authors' stem adapter (per-channel scale and shift of a
   gathered input channel, then PReLU), between the stem and stage 0 of ``stem_adapter`` specs.
 
-Every op serialises to ``(meta, arrays)`` and validates both when rebuilt from a file.
+Every op serialises to ``(meta, arrays)`` and rebuilds itself from them (:meth:`Op.from_file`,
+validating both); ``@register_op`` makes it loadable, so a new op is added in one place.
 """
 
 from __future__ import annotations
@@ -121,10 +122,59 @@ def _act_arrays(act: str, rprelu: tuple | None, n: int, where: str) -> tuple:
     return tuple(_vec(v, n, f"{where} RPReLU") for v in rprelu)
 
 
+class Fields:
+    """One op's saved ``meta`` and ``arrays``, read with checks that name the op."""
+
+    ACT_KEYS = ("act_in", "act_slope", "act_out")
+
+    def __init__(self, name: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.name, self._meta, self._arrays = name, meta, arrays
+
+    def need(self, key: str) -> np.ndarray:
+        _check(key in self._arrays, f"{self.name}: missing array {key!r}")
+        return self._arrays[key]
+
+    def get(self, key: str) -> np.ndarray | None:
+        return self._arrays.get(key)
+
+    def num(self, key: str, lo: int = 0, hi: int = 1 << 20) -> int:
+        v = self._meta.get(key)
+        ok = isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+        _check(ok, f"{self.name}: bad {key} {v!r}")
+        return v
+
+    def text(self, key: str) -> str:
+        v = self._meta.get(key)
+        _check(isinstance(v, str), f"{self.name}: bad {key} {v!r}")
+        return v
+
+    def flag(self, key: str) -> bool:
+        v = self._meta.get(key)
+        _check(isinstance(v, bool), f"{self.name}: bad {key} {v!r}")
+        return v
+
+    def rprelu(self, act: str) -> tuple | None:
+        return tuple(self.need(k) for k in self.ACT_KEYS) if act == "rprelu" else None
+
+
+OP_TYPES: dict[str, type[Op]] = {}
+
+
+def register_op(cls: type[Op]) -> type[Op]:
+    """Make ``cls`` loadable from engine files under its ``kind``."""
+    OP_TYPES[cls.kind] = cls
+    return cls
+
+
 @dataclass
 class Op:
+    """An engine op: runs on a :class:`State`, and writes and reads itself as ``(meta,
+    arrays)`` (``meta``/``arrays`` to save, :meth:`from_file` to rebuild and validate)."""
+
     name: str
     kind: ClassVar[str] = ""
+    #: dtype of each saved array (float32 unless named here).
+    dtypes: ClassVar[dict[str, str]] = {}
 
     def meta(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -132,10 +182,15 @@ class Op:
     def arrays(self) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
+    @classmethod
+    def from_file(cls, f: Fields) -> Op:
+        raise NotImplementedError
+
     def run(self, st: State) -> State:
         raise NotImplementedError
 
 
+@register_op
 @dataclass
 class FloatConv(Op):
     """``pool(act(conv(x, w) + b))``, BN already folded into ``w`` and ``b``."""
@@ -176,6 +231,21 @@ class FloatConv(Op):
     def meta(self) -> dict[str, Any]:
         return {"stride": self.stride, "pad": self.pad, "act": self.act, "pool": self.pool}
 
+    @classmethod
+    def from_file(cls, f: Fields) -> FloatConv:
+        act, w = f.text("act"), f.need("w")
+        _check(w.ndim == 4 and w.shape[2] == w.shape[3], f"{f.name}: weight must be [O, C, k, k]")
+        return cls(
+            f.name,
+            w=w,
+            b=f.need("b"),
+            stride=f.num("stride", 1, 64),
+            pad=f.num("pad", 0, 64),
+            act=act,
+            rprelu=f.rprelu(act),
+            pool=f.text("pool"),
+        )
+
     def arrays(self) -> dict[str, np.ndarray]:
         out = {"w": self.w, "b": self.b}
         if self.act == "rprelu":
@@ -199,11 +269,18 @@ class FloatConv(Op):
         return State(x=y)
 
 
+@register_op
 @dataclass
 class BinaryConv(Op):
     """One binary unit: ``act(scale * (sign(x + shift) (*) sign(W)) + bias + shortcut(x))``."""
 
     kind: ClassVar[str] = "binary_conv"
+    dtypes: ClassVar[dict[str, str]] = {
+        "wbits": "uint64",
+        "wpop": "int32",
+        "thr": "int32",
+        "flip": "uint8",
+    }
     in_channels: int = 0
     out_channels: int = 0
     k: int = 3
@@ -285,6 +362,33 @@ class BinaryConv(Op):
     def meta(self) -> dict[str, Any]:
         keys = ("in_channels", "out_channels", "k", "stride", "pad", "shortcut", "sc_stride")
         return {**{key: getattr(self, key) for key in keys}, "act": self.act, "out": self.out}
+
+    @classmethod
+    def from_file(cls, f: Fields) -> BinaryConv:
+        act, out, shortcut = f.text("act"), f.text("out"), f.text("shortcut")
+        conv_sc = shortcut in ("conv", "avgpool_conv")
+        return cls(
+            f.name,
+            in_channels=f.num("in_channels", 1, 1 << 16),
+            out_channels=f.num("out_channels", 1, 1 << 16),
+            k=f.num("k", 1, 7),
+            stride=f.num("stride", 1, 64),
+            pad=f.num("pad", 0, 6),
+            wbits=f.need("wbits"),
+            wpop=f.need("wpop"),
+            scale=f.need("scale"),
+            bias=f.need("bias"),
+            shift=f.get("shift"),
+            shortcut=shortcut,
+            sc_stride=f.num("sc_stride", 1, 64),
+            sc_w=f.need("sc_w") if conv_sc else None,
+            sc_b=f.need("sc_b") if conv_sc else None,
+            act=act,
+            rprelu=f.rprelu(act),
+            out=out,
+            thr=f.need("thr") if out == "bits" else None,
+            flip=f.need("flip") if out == "bits" else None,
+        )
 
     def arrays(self) -> dict[str, np.ndarray]:
         out = {"wbits": self.wbits, "wpop": self.wpop, "scale": self.scale, "bias": self.bias}
@@ -385,6 +489,7 @@ class BinaryConv(Op):
         return State(x=out, bits=packed)
 
 
+@register_op
 @dataclass
 class MaxPool2(Op):
     """2x2 stride-2 max-pool (floor): on floats, or on sign bits as an AND of negatives."""
@@ -394,6 +499,10 @@ class MaxPool2(Op):
 
     def meta(self) -> dict[str, Any]:
         return {"on_bits": bool(self.on_bits)}
+
+    @classmethod
+    def from_file(cls, f: Fields) -> MaxPool2:
+        return cls(f.name, on_bits=f.flag("on_bits"))
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {}
@@ -407,6 +516,7 @@ class MaxPool2(Op):
         return State(x=_max_pool(st.x, 2, 2, 0))
 
 
+@register_op
 @dataclass
 class Head(Op):
     """``fc(mean_{h,w} x)``: global average pool and the real-valued classifier."""
@@ -426,6 +536,10 @@ class Head(Op):
     def in_channels(self) -> int:
         return self.w.shape[1]
 
+    @classmethod
+    def from_file(cls, f: Fields) -> Head:
+        return cls(f.name, w=f.need("w"), b=f.need("b"))
+
     def meta(self) -> dict[str, Any]:
         return {}
 
@@ -442,6 +556,7 @@ class Head(Op):
         return State(x=out)
 
 
+@register_op
 @dataclass
 class ChannelAdapter(Op):
     """The DWR authors' stem adapter on floats: ``prelu(scale * x[..., src] + shift)``.
@@ -452,6 +567,7 @@ class ChannelAdapter(Op):
     """
 
     kind: ClassVar[str] = "channel_adapter"
+    dtypes: ClassVar[dict[str, str]] = {"src": "int32"}
     in_channels: int = 0
     src: np.ndarray = field(default=None)  # [O] int32, the input channel each output reads
     scale: np.ndarray = field(default=None)  # [O]
@@ -474,6 +590,17 @@ class ChannelAdapter(Op):
     def out_channels(self) -> int:
         return int(self.src.shape[0])
 
+    @classmethod
+    def from_file(cls, f: Fields) -> ChannelAdapter:
+        return cls(
+            f.name,
+            in_channels=f.num("in_channels", 1, 1 << 16),
+            src=f.need("src"),
+            scale=f.need("scale"),
+            shift=f.need("shift"),
+            slope=f.need("slope"),
+        )
+
     def meta(self) -> dict[str, Any]:
         return {"in_channels": self.in_channels}
 
@@ -490,8 +617,3 @@ class ChannelAdapter(Op):
         neg *= self.slope
         y += neg  # prelu(y) = max(y, 0) + slope * min(y, 0)
         return State(x=y)
-
-
-OP_TYPES: dict[str, type[Op]] = {
-    cls.kind: cls for cls in (FloatConv, BinaryConv, MaxPool2, Head, ChannelAdapter)
-}
