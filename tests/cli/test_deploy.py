@@ -403,3 +403,12 @@ def test_convert_input_size_overrides_the_default(capsys, tmp_path):
         capsys, "convert", "vgg_small_cifar", *args[:4], "--input-size", "3", "4", "4"
     )
     assert rc == 2 and "too small" in err
+
+
+def test_convert_without_torch_is_one_line(tmp_path):
+    cmd = [sys.executable, "-m", "dwr.cli.main", "convert", "resnet20_cifar", "-o", "m.dwre"]
+    out = subprocess.run(
+        cmd, cwd=tmp_path, env=_no_torch_env(tmp_path), capture_output=True, text=True
+    )
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "dwr convert needs PyTorch" in out.stderr

@@ -188,6 +188,10 @@ def run_convert(args: argparse.Namespace) -> int:
     from dwr.files import check_writable_file
 
     check_writable_file(args.out, "-o")
+    try:
+        import torch  # noqa: F401 - compiling needs it (running the file does not)
+    except ImportError as exc:
+        raise DwrError(f"dwr convert needs PyTorch ({exc}); 'dwr predict' does not") from None
     import numpy as np
 
     import dwr.engine as engine
