@@ -74,17 +74,19 @@ def time_model(
     threads: int,
     repeats: int = 20,
     size: tuple[int, int] | None = None,
+    input_size: tuple[int, int, int] | None = None,
 ) -> dict[str, Any]:
-    """Latency (ms) of the engine, the float32 twin and the float-simulated BNN."""
+    """Latency (ms) of the engine, the float32 twin (if any) and the float-simulated BNN, on
+    ``input_size`` (default: the spec's) with the side overridden by ``size``."""
     set_threads(threads)
-    spec = model.spec
-    c, h, w = spec.input_size
+    spec = getattr(model, "spec", None)
+    c, h, w = input_size or spec.input_size
     if size is not None:
         h, w = size
     x = torch.randn(batch, c, h, w)
     x_cl = x.contiguous(memory_format=torch.channels_last)
     out: dict[str, Any] = {
-        "model": spec.name,
+        "model": spec.name if spec is not None else type(model).__name__,
         "threads": threads,
         "batch": batch,
         "input": [c, h, w],

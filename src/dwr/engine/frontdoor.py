@@ -19,6 +19,7 @@ the node, its module path and what is supported.
 from __future__ import annotations
 
 import operator
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +34,7 @@ from dwr.engine.graph import (
     affine_of,
     is_sign_of,
     sign_scale,
+    sign_ties,
     topological,
 )
 from dwr.engine.ops import BinaryConv, ChannelAdapter, FloatConv, MaxPool2, Op
@@ -107,6 +109,7 @@ class _Matcher:
     def __init__(self, g: Graph) -> None:
         self.g = g
         self.ops: list[Op] = []
+        self.ties = 0  # binarizer inputs that are exactly 0 on the example (see sign_ties)
 
     def fail(self, node: fx.Node, why: str) -> DwrError:
         return DwrError(
@@ -407,6 +410,7 @@ class _Matcher:
             value = self.g.value(cand)
             if not isinstance(value, torch.Tensor) or not is_sign_of(conv.x, value):
                 continue
+            self.ties += sign_ties(conv.x, value)
             fit = None if cand is cursor else affine_of(self.g, cursor, cand)
             if cand is cursor or (fit is not None and bool(fit[1].abs().max() == 0)):
                 return None
@@ -556,6 +560,13 @@ def build_plan_from_module(
         raise DwrError(f"the model must take one input tensor, it takes {len(inputs)}")
     matcher = _Matcher(g)
     matcher.walk(inputs[0])
+    if matcher.ties:
+        warnings.warn(
+            f"{matcher.ties} binarizer inputs of the example are exactly 0, which the model's "
+            "sign maps to 0 and the engine to +1: results differ there (common in untrained "
+            "models; rare once BN statistics are trained)",
+            stacklevel=2,
+        )
     if fold_signs:
         _fold_signs(matcher.ops)
     return matcher.ops

@@ -137,11 +137,18 @@ def _is_size_query(node: fx.Node, of: fx.Node) -> bool:
 
 # -- value facts ----------------------------------------------------------------------------
 def is_sign_of(y: torch.Tensor, x: torch.Tensor) -> bool:
-    """``y == sign(x)`` with sign(0) = +1 (and ``x`` not itself all ±1, which a clamp gives)."""
+    """``y == sign(x)`` with sign(0) = +1, or 0 where ``x`` is exactly 0 (``torch.sign``; see
+    :func:`sign_ties`), and ``x`` not itself all ±1 (which a clamp gives)."""
     if y.shape != x.shape or not torch.is_floating_point(y):
         return False
     target = torch.where(x >= 0, 1.0, -1.0).to(y.dtype)
-    return bool(((y - target).abs() <= TOL * 4).all()) and bool((x.abs() != 1).any())
+    ok = ((y - target).abs() <= TOL * 4) | ((x == 0) & (y == 0))
+    return bool(ok.all()) and bool((x.abs() != 1).any())
+
+
+def sign_ties(y: torch.Tensor, x: torch.Tensor) -> int:
+    """How many ``x == 0`` the model maps to 0 (``torch.sign``) where the engine gives +1."""
+    return int(((x == 0) & (y == 0)).sum())
 
 
 def sign_scale(w: torch.Tensor) -> torch.Tensor | None:
