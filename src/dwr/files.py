@@ -104,6 +104,8 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2)
 def check_writable_dir(path: str | os.PathLike, what: str = "--out") -> Path:
     """Refuse, before any work starts, an output directory that cannot be created or written:
     an existing file, a path under a file, a read-only or unwritable location."""
+    if not str(path).strip():
+        raise DwrError(f"{what} is empty; give a directory")
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise DwrError(f"{what} {p} exists and is not a directory; choose another {what}")

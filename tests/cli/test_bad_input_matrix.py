@@ -93,9 +93,10 @@ def paths(tmp_path_factory):
     root = tmp_path_factory.mktemp("matrix")
     (root / "file").write_text("not a directory")
     (root / "dir").mkdir()
+    os.mkfifo(root / "fifo")
     ck = root / "ckpt"
     ck.mkdir()
-    p = {"tmp": root, "file": root / "file", "dir": root / "dir"}
+    p = {"tmp": root, "file": root / "file", "dir": root / "dir", "fifo": root / "fifo"}
     p["ckpt"] = _checkpoint(ck / "good.ckpt")
     p["ckpt_dwr_str"] = _checkpoint(
         ck / "dwr_str.ckpt", lambda c: c.__setitem__("dwr", "x"), reseal=False
@@ -180,6 +181,8 @@ IN_PROCESS_ROWS = [
         ["prune", "{ckpt}", "--model", "resnet20_cifar", "--out", "{file}/p.json"],
         "not a directory",
     ),
+    ("train-out-empty", [*TRAIN, "--out", ""], "--out is empty"),
+    ("run-out-empty", ["run", "--out", ""], "--out is empty"),
     # numbers: NaN, negative, zero, out of range
     ("train-lr-nan", [*TRAIN, "--lr", "nan", "--out", "{tmp}/o"], "lr must be a number in"),
     ("train-lr-inf", [*TRAIN, "--lr", "inf", "--out", "{tmp}/o"], "lr must be a number in"),
@@ -216,6 +219,7 @@ IN_PROCESS_ROWS = [
     ("train-strategy-nosuch", [*TRAIN, "--strategy", "nosuch", "--out", "{tmp}/o"], "strategy"),
     ("train-num-nodes-0", [*TRAIN, "--num-nodes", "0", "--out", "{tmp}/o"], "num-nodes must"),
     ("train-accelerator-nosuch", [*TRAIN, "--accelerator", "x", "--out", "{tmp}/o"], "invalid"),
+    ("train-num-nodes-2-unlaunched", [*TRAIN, "--num-nodes", "2", "--out", "{tmp}/o"], "node"),
     # data files
     (
         "train-cifar-string-labels",
@@ -230,6 +234,11 @@ IN_PROCESS_ROWS = [
     ("eval-ckpt-flipped-byte", ["eval", "{ckpt_flipped}"], "do not match its checksum"),
     ("eval-ckpt-nan-weights", ["eval", "{ckpt_nan}"], "non-finite weights"),
     ("bench-ckpt-flipped-byte", ["bench", "{ckpt_flipped}"], "checksum"),
+    # special files: torch.load on a FIFO blocks, on /dev/zero never ends
+    ("eval-ckpt-fifo", ["eval", "{fifo}"], "not a regular file"),
+    ("eval-ckpt-dev-zero", ["eval", "/dev/zero"], "not a regular file"),
+    ("bench-ckpt-dev-zero", ["bench", "/dev/zero"], "not a regular file"),
+    ("prune-ckpt-dir", ["prune", "{dir}", "--model", "resnet20_cifar"], "not a regular file"),
 ]
 if not torch.cuda.is_available():
     IN_PROCESS_ROWS.append(

@@ -93,7 +93,7 @@ class ImageFileDataset(Dataset):
         try:
             with Image.open(path) as im:
                 img = im.convert("RGB")
-        except (OSError, UnidentifiedImageError) as exc:
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as exc:
             raise DwrError(f"cannot decode image {path} ({exc}); remove or replace it") from None
         img = train_transform(img) if self.train else eval_transform(img)
         x = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)

@@ -115,7 +115,18 @@ def _trainer(**kwargs: Any):
 def check_trainer_settings(
     devices: int | str = 1, num_nodes: int = 1, strategy: str = "auto", accelerator: str = "auto"
 ) -> None:
-    """Build and discard a Trainer with these settings, so a bad one fails before any work."""
+    """Build and discard a Trainer with these settings, so a bad one fails before any work.
+
+    Several nodes need a launcher on every node (``NODE_RANK`` and ``MASTER_ADDR`` set by
+    hand, SLURM or torchrun); without one this process would wait for the others forever.
+    """
+    launched = any(k in os.environ for k in ("NODE_RANK", "SLURM_NTASKS", "TORCHELASTIC_RUN_ID"))
+    if isinstance(num_nodes, int) and num_nodes > 1 and not launched:
+        raise DwrError(
+            f"--num-nodes {num_nodes} needs dwr started on every node with NODE_RANK, "
+            "MASTER_ADDR and MASTER_PORT set (or under SLURM or torchrun); on one machine use "
+            "--devices instead"
+        )
     with _lightning_output(quiet=True):
         _trainer(
             devices=devices,

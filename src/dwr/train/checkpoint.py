@@ -115,8 +115,10 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load a checkpoint dict; :class:`DwrError` naming the file if missing, truncated, alien,
     malformed, corrupt (checksum mismatch) or holding non-finite weights."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise DwrError(f"checkpoint {p} does not exist")
+    if not p.is_file():  # a directory, FIFO or device: torch.load could block or never end
+        raise DwrError(f"checkpoint {p} is not a regular file")
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # zip/pickle errors from a truncated or foreign file

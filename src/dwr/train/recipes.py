@@ -123,7 +123,8 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
                 pass
     elif isinstance(value, str):
         return value
-    raise DwrError(f"recipe key {key!r} must be a {type(default).__name__}, got {value!r}")
+    shown = repr(value) if isinstance(value, str | int | float | bool) else type(value).__name__
+    raise DwrError(f"recipe key {key!r} must be a {type(default).__name__}, got {shown[:80]}")
 
 
 def _apply(cfg: dict[str, Any], changes: dict[str, Any], source: str) -> None:

@@ -13,7 +13,7 @@ from dwr.cli.options import (
     threads_type,
 )
 from dwr.errors import DwrError
-from dwr.limits import check_memory
+from dwr.limits import check_input_size
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -68,10 +68,15 @@ def run_summary(args: argparse.Namespace) -> int:
         raise DwrError(
             f"--input-size has {input_size[0]} channels but {spec.name} takes {spec.in_channels}"
         )
-    from dwr.cost import count_cost  # PyTorch: only the commands that need it import it
+    import torch  # PyTorch: only the commands that need it import it
 
-    check_memory(spec, input_size)  # counting builds the network and runs one image
-    report = count_cost(spec, input_size)
+    from dwr.backbones import build
+    from dwr.cost import count_cost
+
+    check_input_size(tuple(input_size), "--input-size")
+    spec.output_size(*input_size[1:])  # a clear error if the input is too small
+    with torch.device("meta"):  # shapes only: no memory, no weight init, any input size
+        report = count_cost(build(spec), tuple(input_size))
     latency = _latency(spec, input_size, args.threads) if args.latency else None
     if args.json:
         print_json(
