@@ -280,3 +280,25 @@ def test_cli_width_multiple_and_latency_budget_errors(cache, capsys, tmp_path):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and needle in err[0]
         assert not out.exists()
+
+
+def test_latency_benchmark_script_writes_its_table(cache, tmp_path, capsys):
+    """benchmarks/latency.py end to end on one small backbone (its logic, not its speed)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "latency.py"
+    spec = importlib.util.spec_from_file_location("latency_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    latency.save_table(synthetic_table())
+    out = tmp_path / "latency.json"
+    argv = ["--sections", "models", "--models", "resnet20_cifar", "--rounds", "1"]
+    assert bench.main([*argv, "--repeats", "2", "--out", str(out)]) == 0
+    row = json.loads(out.read_text())["models"]["rows"][0]
+    assert row["name"] == "resnet20_cifar" and row["t1"]["measured_ms"] > 0
+    assert row["t1"]["predicted_ms"] == pytest.approx(
+        latency.predict_ms(get_spec("resnet20_cifar"), table=latency.load_table(1))
+    )
+    assert "within 10%" in capsys.readouterr().out
+    assert bench.main(["--sections", "nosuch", "--out", str(out)]) == 2
