@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dwr import search_defaults as D
 from dwr.cli.options import (
     add_data_arguments,
     add_model_arguments,
@@ -24,7 +23,6 @@ MAX_SAMPLES = 1_000_000
 samples_type = int_in(1, MAX_SAMPLES, "samples")
 epochs_type = int_in(1, MAX_EPOCHS, "epochs")
 
-SAMPLES_HELP = f"images to cluster on ({D.SAMPLES})"
 COLUMNS = ("depths", "widths", "bops", "flops", "ops", "params", "activations")
 
 
@@ -46,23 +44,22 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cluster-on",
         choices=("stage", "conv"),
-        default=D.CLUSTER_ON,
-        help="cluster each stage's output or its last binary conv's output before BN "
-        f"({D.CLUSTER_ON})",
+        default="stage",
+        help="cluster each stage's output (default) or its last binary conv's output before BN",
     )
     p.add_argument(
         "--min-samples",
         type=int,
-        default=D.MIN_SAMPLES,
-        help=f"DBSCAN min_samples ({D.MIN_SAMPLES})",
+        default=2,
+        help="DBSCAN min_samples (2)",
     )
     p.add_argument(
         "--eps",
         type=eps_type,
-        default=D.EPS,
+        default=None,
         metavar="auto|EPS",
-        help="auto: bisect eps to the budget; a number: widths at that eps, scaled to the "
-        f"budget ({'auto' if D.EPS is None else D.EPS})",
+        help="auto: bisect eps to the budget (default); a number: widths at that eps, scaled "
+        "to the budget",
     )
 
 
@@ -105,7 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the original backbone the checkpoint was reshaped from",
     )
     add_data_arguments(p, download=False)
-    p.add_argument("--samples", type=samples_type, default=D.SAMPLES, help=SAMPLES_HELP)
+    p.add_argument("--samples", type=samples_type, default=256, help="images to cluster on (256)")
     add_cluster_arguments(p)
     p.add_argument("--budget", default="original", help="'original' (default) or a number")
     p.add_argument("--budget-metric", default="bops", choices=("bops", "ops", "latency"))
@@ -140,7 +137,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--budget-metric", default="bops", choices=("bops", "ops", "latency"))
     add_width_multiple(p)
-    p.add_argument("--samples", type=samples_type, default=D.SAMPLES, help=SAMPLES_HELP)
+    p.add_argument("--samples", type=samples_type, default=256, help="images to cluster on (256)")
     add_cluster_arguments(p)
     p.add_argument("--seed", type=seed_type, default=0)
     p.add_argument("--resume", action="store_true", help="skip stages that finished")
