@@ -61,6 +61,8 @@ _PREFIX = struct.Struct("<8sIIQQ32s")
 _DTYPES = {"float32", "int32", "uint8", "uint64"}
 #: The dtype of each op array that is not float32 (a file must store exactly these).
 _ALIGN = 64
+#: A batch runs in chunks whose largest float activation fits in about this many bytes.
+CHUNK_BYTES = 1 << 20
 #: Engine files larger than this are refused unread (birealnet18's is about 4 MB).
 MAX_FILE_BYTES = 1 << 31
 #: Thread pools beyond this are a typo (each thread has a stack and a queue).
@@ -90,6 +92,7 @@ class CompiledModel:
     ) -> None:
         self.ops = list(ops)
         self.spec = spec
+        self._chunks: dict[tuple[int, int], int] = {}
         self._check_chain()
         #: How images become inputs (``None``: not recorded, e.g. a format-2 file).
         self.preprocess = preprocess
@@ -186,10 +189,11 @@ class CompiledModel:
             return State(x=np.ascontiguousarray(x), nchw=True)
         return State(x=np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
 
-    def _check_size(self, h: int, w: int) -> None:
-        stem = self.ops[0]
-        size = [h, w]
-        k = stem.w.shape[2]
+    def _sizes(self, h: int, w: int) -> list[tuple[Op, int, int, int]]:
+        """``(op, height, width, channels)`` of every op's output for an ``h x w`` input;
+        raises :class:`DwrError` when the input shrinks below one pixel."""
+        k = self.ops[0].w.shape[2]
+        size, channels, out = [h, w], self.in_channels, []
         for op in self.ops:
             if isinstance(op, FloatConv):
                 size = [(s + 2 * op.pad - k) // op.stride + 1 for s in size]
@@ -198,23 +202,41 @@ class CompiledModel:
                 elif op.pool == "max2":
                     size = [s // 2 for s in size]
             elif isinstance(op, BinaryConv):
-                if min(size) + 2 * op.pad < op.k:
-                    size = [0, 0]
-                else:
-                    size = list(op.out_size(*size))
+                size = [0, 0] if min(size) + 2 * op.pad < op.k else list(op.out_size(*size))
             elif isinstance(op, MaxPool2):
                 size = [s // 2 for s in size]
             if min(size) < 1:
                 raise DwrError(f"input {h}x{w} is too small: it shrinks below 1 pixel at {op.name}")
+            channels = getattr(op, "out_channels", channels)
+            out.append((op, size[0], size[1], channels))
+        return out
+
+    def _check_size(self, h: int, w: int) -> None:
+        self._sizes(h, w)
+
+    def chunk_size(self, h: int, w: int) -> int:
+        """Images per pass through the op chain at ``h x w``: a batch runs in chunks whose
+        largest float activation stays within :data:`CHUNK_BYTES` (about the L2 cache), since
+        a whole batch of 32 images falls out of cache and costs 2-6x more per image."""
+        if (h, w) not in self._chunks:
+            peak = max(4 * oh * ow * c for _, oh, ow, c in self._sizes(h, w))
+            self._chunks[(h, w)] = max(1, CHUNK_BYTES // peak)
+        return self._chunks[(h, w)]
 
     def __call__(self, x: Any) -> Any:
         """Logits ``[N, classes]`` for NCHW float32 ``x`` (a tensor in, a tensor out)."""
         as_tensor = _is_tensor(x)
         st = self._input(x)
+        n, (h, w) = st.x.shape[0], (st.x.shape[2:] if st.nchw else st.x.shape[1:3])
+        step = self.chunk_size(h, w)
+        parts = [self._run(State(x=st.x[i : i + step], nchw=st.nchw)) for i in range(0, n, step)]
+        logits = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return sys.modules["torch"].from_numpy(logits) if as_tensor else logits
+
+    def _run(self, st: State) -> np.ndarray:
         for op in self.ops:  # every op runs in the engine's kernels, on its thread pool
             st = op.run(st)
-        logits = st.x
-        return sys.modules["torch"].from_numpy(logits) if as_tensor else logits
+        return st.x
 
     # -- files ------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
