@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from dwr.cli.options import print_json
+from dwr.cli.options import print_json, threads_type
 from dwr.errors import DwrError
 
 
@@ -13,7 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "profile", help="time the engine's ops on this CPU (the latency model's calibration)"
     )
-    p.add_argument("--threads", type=int, default=1, help="engine threads to calibrate (1)")
+    p.add_argument(
+        "--threads", type=threads_type, default=1, help="engine threads to calibrate (1)"
+    )
     p.add_argument("--quick", action="store_true", help="a tiny grid (seconds; for tests)")
     p.add_argument("--out", metavar="FILE", help="write here instead of the user cache")
     p.add_argument("--json", action="store_true", help="print the table's key and path as JSON")
