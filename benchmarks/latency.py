@@ -25,7 +25,6 @@ from the same minutes.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -39,6 +38,7 @@ from dwr.cost import latency
 from dwr.engine import profile
 from dwr.engine.bench import measure, op_profile
 from dwr.errors import DwrError
+from dwr.files import atomic_write_json
 from dwr.reshape.budget import find_width_scale, metric_value, spec_cost
 from dwr.reshape.naive import round_to_multiple
 
@@ -294,11 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     except DwrError as exc:
         print(f"latency benchmark: error: {exc}", file=sys.stderr)
         return 2
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    tmp = f"{args.out}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=1)
-    os.replace(tmp, args.out)
+    atomic_write_json(args.out, result, indent=1)
     print(f"\nwrote {args.out}")
     return 0
 

@@ -89,13 +89,11 @@ def table_path(threads: int = 1) -> Path:
 
 
 def save_table(table: dict[str, Any], path: str | Path | None = None) -> Path:
-    """Write ``table`` (atomically: a temporary file, then a rename) and return its path."""
-    threads = table["key"]["threads"]
-    path = Path(path) if path else table_path(threads)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(table, indent=1))
-    os.replace(tmp, path)
+    """Write ``table`` atomically (:func:`dwr.files.atomic_write_json`) and return its path."""
+    from dwr.files import atomic_write_json
+
+    path = Path(path) if path else table_path(table["key"]["threads"])
+    atomic_write_json(path, table, indent=1)
     _read.cache_clear()
     return path
 
