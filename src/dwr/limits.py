@@ -76,9 +76,32 @@ def peak_activation(spec: Any, height: int, width: int) -> int:
     return peak
 
 
-def estimate_bytes(spec: Any, input_size: tuple[int, int, int], batch: int = 1) -> int:
-    """Float32 bytes of the weights plus one forward pass of ``batch`` images (see above)."""
+def total_activation(spec: Any, height: int, width: int) -> int:
+    """Elements of every binary conv's output for one image (what backward keeps)."""
+    h, w = height, width
+    if spec.stem == "imagenet":
+        h, w = (h + 3) // 4, (w + 3) // 4
+    total = spec.stem_width * h * w
+    per_block = spec.block_convs if spec.family == "resnet" else 1
+    for depth, width_, stride in zip(spec.depths, spec.widths, spec.strides, strict=True):
+        if stride == 2:
+            h, w = (h + 1) // 2, (w + 1) // 2
+        total += depth * per_block * width_ * h * w
+    return total
+
+
+def estimate_bytes(
+    spec: Any, input_size: tuple[int, int, int], batch: int = 1, training: bool = False
+) -> int:
+    """Float32 bytes of the weights plus one forward pass of ``batch`` images (see above).
+
+    Training keeps every layer's activations for backward (about 4 tensors per binary conv:
+    its input's sign, the conv output, BN and the shortcut sum) and 4 copies of the weights
+    (weights, gradients, two optimizer moments)."""
     c, h, w = input_size
+    if training:
+        per_image = c * h * w + 4 * total_activation(spec, h, w)
+        return 4 * (4 * approx_params(spec) + batch * per_image)
     return 4 * (approx_params(spec) + batch * (c * h * w + 3 * peak_activation(spec, h, w)))
 
 
@@ -99,16 +122,19 @@ def check_input_size(input_size: tuple[int, ...], what: str = "input size") -> N
         raise DwrError(f"{what}: height and width must be in [1, {MAX_INPUT_SIDE}], got {h}x{w}")
 
 
-def check_memory(spec: Any, input_size: tuple[int, int, int], batch: int = 1) -> int:
+def check_memory(
+    spec: Any, input_size: tuple[int, int, int], batch: int = 1, training: bool = False
+) -> int:
     """Refuse a network/input/batch whose estimate exceeds 80% of this machine's RAM;
     returns the estimate in bytes."""
     check_input_size(input_size)
-    need = estimate_bytes(spec, input_size, batch)
+    need = estimate_bytes(spec, input_size, batch, training)
     have = physical_memory()
     if have is not None and need > 0.8 * have:
         c, h, w = input_size
         raise DwrError(
-            f"{spec.name or spec.family} at input {c}x{h}x{w}, batch {batch} needs about "
+            f"{'training ' if training else ''}{spec.name or spec.family} at input "
+            f"{c}x{h}x{w}, batch {batch} needs about "
             f"{_gib(need)} of memory but this machine has {_gib(have)}; use a smaller "
             "input, batch or network"
         )

@@ -161,3 +161,14 @@ def test_run_prune_and_paper_table_take_the_lock(tmp_path, capsys, command, run_
     finally:
         holder.kill()
         holder.wait(10)
+
+
+def test_training_memory_is_estimated_before_building(tmp_path, capsys, monkeypatch, tiny_args):
+    import dwr.limits
+
+    monkeypatch.setattr(dwr.limits, "physical_memory", lambda: 2**30)  # a 1 GiB machine
+    argv = ["train", *tiny_args, "--out", str(tmp_path / "o"), "--batch-size", "8192", "--quiet"]
+    assert main(argv) == 2
+    err = _err(capsys)
+    assert "training resnet20_cifar" in err and "needs about" in err and "1.0 GiB" in err
+    assert not (tmp_path / "o").exists()

@@ -337,7 +337,9 @@ def train(
     t0 = time.perf_counter()
     cfg = resolve_recipe(recipe, data.name, overrides)
     spec = _fit_spec(spec, data)
-    check_memory(spec, tuple(data.input_size), max(cfg["batch_size"], cfg["eval_batch_size"]))
+    if accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available()):
+        check_memory(spec, tuple(data.input_size), cfg["batch_size"], training=True)
+    check_memory(spec, tuple(data.input_size), cfg["eval_batch_size"])
     trainer_kwargs = {
         "devices": devices,
         "num_nodes": num_nodes,
