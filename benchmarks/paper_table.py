@@ -38,6 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dwr import search_defaults as D
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10-5k" / "cifar-10-batches-py"
 #: Short-schedule optimiser, chosen on the validation split (see docs/results.md).
@@ -64,7 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="epochs per step of two-step runs (default: epochs // 2, the same total)",
     )
-    p.add_argument("--pretrain-epochs", type=int, default=None, help="default: epochs // 3")
+    p.add_argument(
+        "--pretrain-epochs", type=int, default=None, help="default: the search defaults' fraction"
+    )
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument(
         "--schedule",
@@ -72,19 +76,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="JSON recipe overrides for every run (default chosen on the validation split)",
     )
     p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--overparam", type=float, default=1.5)
-    p.add_argument("--samples", type=int, default=256, help="images for clustering")
-    p.add_argument("--factor", type=float, default=2.0, help="reshaping factor of the DWR search")
+    p.add_argument("--overparam", type=float, default=D.OVERPARAM)
+    p.add_argument("--samples", type=int, default=D.SAMPLES, help="images for clustering")
+    p.add_argument("--factor", type=float, default=D.FACTOR, help="reshaping factor of the search")
     p.add_argument(
         "--cluster-on",
         choices=("stage", "conv"),
-        default="stage",
+        default=D.CLUSTER_ON,
         help="cluster stage outputs, or each stage's last binary conv output before BN",
     )
-    p.add_argument("--min-samples", type=int, default=2, help="DBSCAN min_samples")
+    p.add_argument("--min-samples", type=int, default=D.MIN_SAMPLES, help="DBSCAN min_samples")
     p.add_argument(
         "--eps",
-        default="auto",
+        default="auto" if D.EPS is None else str(D.EPS),
         help="'auto' (bisect eps to the budget) or a fixed eps whose widths are scaled to it",
     )
     p.add_argument("--dwr-row", default="dwr", help="row name of the DWR search's spec")
@@ -157,7 +161,7 @@ def search_config(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "factor": args.factor,
         "overparam": args.overparam,
-        "pretrain_epochs": args.pretrain_epochs or max(1, args.epochs // 3),
+        "pretrain_epochs": args.pretrain_epochs or max(1, round(args.epochs * D.PRETRAIN_FRACTION)),
         "samples": args.samples,
         "cluster_on": args.cluster_on,
         "min_samples": args.min_samples,

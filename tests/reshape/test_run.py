@@ -90,7 +90,8 @@ def test_report_rows_and_budget(finished_run):
     assert abs(dwr["bops"] / original["bops"] - 1) <= 0.03
     assert original["bops"] == metric_value(TINY, "bops")
     prune = saved["prune"]
-    assert prune["from_widths"] == [9, 17, 35] and len(prune["raw_widths"]) == 3
+    assert prune["from_widths"] == [11, 21, 42] and len(prune["raw_widths"]) == 3  # s=3, x1.5
+    assert saved["cluster"] == {"tensor": "conv", "min_samples": 5, "eps": 0.021}  # defaults
     assert (out / "report.md").read_text().count("| dwr |") == 1
     assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -113,7 +114,9 @@ def test_cli_prune_checkpoint(finished_run, capsys):
     bad = [
         (["prune", ckpt, "--model", "vgg_small_cifar"], "is not a reshaped vgg_small_cifar"),
         (["prune", ckpt, "--model", "resnet20_cifar", "--samples", "4"], "at least 8"),
-        (["prune", ckpt, "--model", "resnet20_cifar"], "too narrow"),  # full resnet20 budget
+        # full resnet20 budget: bisection cannot reach it (a fixed eps would scale widths up)
+        (["prune", ckpt, "--model", "resnet20_cifar", "--eps", "auto"], "too narrow"),
+        (["prune", ckpt, "--model", "resnet20_cifar", "--eps", "3"], "must be in (0, 2]"),
         (argv[:4] + ["--samples", "99999"], "cannot sample 99999"),
     ]
     for args, needle in bad:

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from dwr import search_defaults as D
 from dwr.backbones import BackboneSpec, get_spec
 from dwr.errors import DwrError
 from dwr.reshape.budget import (
@@ -41,8 +42,8 @@ from dwr.reshape.report import remove_report, write_json, write_report
 STAGES = ("original", "naive", "pretrain", "prune", "dwr")
 #: ``dwr run`` epochs on the shipped digits data: about 15 minutes on 2 CPU cores in all.
 DIGITS_EPOCHS = 10
-#: Pre-training is brief: this fraction of the full epochs (at least 1).
-PRETRAIN_FRACTION = 1 / 3
+#: Pre-training epochs as a fraction of the full epochs (at least 1): see dwr.search_defaults.
+PRETRAIN_FRACTION = D.PRETRAIN_FRACTION
 #: The clustering knobs' defaults (also what runs saved before they existed used).
 CLUSTER_DEFAULTS = {"min_samples": 2, "eps": None, "cluster_on": "stage", "width_multiple": 1}
 
@@ -103,12 +104,12 @@ def search_dwr_spec(
     data: Any,
     out_dir: str | Path,
     *,
-    factor: float = 2.0,
-    overparam: float = 1.5,
+    factor: float = D.FACTOR,
+    overparam: float = D.OVERPARAM,
     recipe: str = "one-step",
     overrides: dict[str, Any] | None = None,
     budget_metric: str = "bops",
-    samples: int = 256,
+    samples: int = D.SAMPLES,
     seed: int = 0,
     quiet: bool = True,
     **cluster: Any,
@@ -133,6 +134,7 @@ def search_dwr_spec(
     budget = metric_value(original, budget_metric, tuple(data.input_size))
     last = result.get("last_checkpoint", result["checkpoint"])
     name = f"{original.name or original.family}_dwr{factor:g}"
+    cluster = {"min_samples": D.MIN_SAMPLES, "eps": D.EPS, "tensor": D.CLUSTER_ON, **cluster}
     return prune_checkpoint(last, data, budget, budget_metric, samples, seed, name, **cluster)
 
 
@@ -143,19 +145,19 @@ def run_pipeline(
     *,
     data: Any = None,
     data_dir: str | None = None,
-    factor: float = 2.0,
-    overparam: float = 1.5,
+    factor: float = D.FACTOR,
+    overparam: float = D.OVERPARAM,
     recipe: str = "one-step",
     epochs: int | None = None,
     pretrain_epochs: int | None = None,
     budget_metric: str = "bops",
-    samples: int = 256,
+    samples: int = D.SAMPLES,
     seed: int = 0,
     resume: bool = False,
     quiet: bool = False,
-    min_samples: int = 2,
-    eps: float | None = None,
-    cluster_on: str = "stage",
+    min_samples: int = D.MIN_SAMPLES,
+    eps: float | None = D.EPS,
+    cluster_on: str = D.CLUSTER_ON,
     width_multiple: int = 1,
 ) -> dict[str, Any]:
     """Run (or resume) the DWR method; returns the report dict also written to ``out_dir``.

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from dwr import search_defaults as D
 from dwr.cli.options import (
     add_data_arguments,
     add_model_arguments,
@@ -23,6 +24,7 @@ MAX_SAMPLES = 1_000_000
 samples_type = int_in(1, MAX_SAMPLES, "samples")
 epochs_type = int_in(1, MAX_EPOCHS, "epochs")
 
+SAMPLES_HELP = f"images to cluster on ({D.SAMPLES})"
 COLUMNS = ("depths", "widths", "bops", "flops", "ops", "params", "activations")
 
 
@@ -44,22 +46,23 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cluster-on",
         choices=("stage", "conv"),
-        default="stage",
-        help="cluster each stage's output (default) or its last binary conv's output before BN",
+        default=D.CLUSTER_ON,
+        help="cluster each stage's output or its last binary conv's output before BN "
+        f"({D.CLUSTER_ON})",
     )
     p.add_argument(
         "--min-samples",
         type=int,
-        default=2,
-        help="DBSCAN min_samples (2)",
+        default=D.MIN_SAMPLES,
+        help=f"DBSCAN min_samples ({D.MIN_SAMPLES})",
     )
     p.add_argument(
         "--eps",
         type=eps_type,
-        default=None,
+        default=D.EPS,
         metavar="auto|EPS",
-        help="auto: bisect eps to the budget (default); a number: widths at that eps, scaled "
-        "to the budget",
+        help="auto: bisect eps to the budget; a number: widths at that eps, scaled to the "
+        f"budget ({'auto' if D.EPS is None else D.EPS})",
     )
 
 
@@ -102,7 +105,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the original backbone the checkpoint was reshaped from",
     )
     add_data_arguments(p, download=False)
-    p.add_argument("--samples", type=samples_type, default=256, help="images to cluster on (256)")
+    p.add_argument("--samples", type=samples_type, default=D.SAMPLES, help=SAMPLES_HELP)
     add_cluster_arguments(p)
     p.add_argument("--budget", default="original", help="'original' (default) or a number")
     p.add_argument("--budget-metric", default="bops", choices=("bops", "ops", "latency"))
@@ -137,7 +140,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--budget-metric", default="bops", choices=("bops", "ops", "latency"))
     add_width_multiple(p)
-    p.add_argument("--samples", type=samples_type, default=256, help="images to cluster on (256)")
+    p.add_argument("--samples", type=samples_type, default=D.SAMPLES, help=SAMPLES_HELP)
     add_cluster_arguments(p)
     p.add_argument("--seed", type=seed_type, default=0)
     p.add_argument("--resume", action="store_true", help="skip stages that finished")
