@@ -108,3 +108,14 @@ def test_second_process_is_refused_then_stale_lock_taken_over(tmp_path):
     with files.run_lock(tmp_path):
         assert (tmp_path / ".lock").read_text().strip() == str(os.getpid())
     assert time.monotonic() - t0 < 5
+
+
+def test_written_files_get_the_mode_open_would_give(tmp_path):
+    import os
+
+    from dwr.files import atomic_write
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    atomic_write(tmp_path / "model.dwre", b"x")
+    assert (tmp_path / "model.dwre").stat().st_mode & 0o777 == 0o666 & ~mask

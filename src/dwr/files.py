@@ -27,6 +27,16 @@ from dwr.errors import DwrError
 #: The lock file inside a run directory.
 LOCK_NAME = ".lock"
 
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: The mode ``open()`` would create files with: 0666 less the process's umask.
+_CREATE_MODE = 0o666 & ~_umask()
+
 _held: dict[str, int] = {}  # lock path -> fd of the locks this process holds (re-entry)
 
 
@@ -73,6 +83,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO
         if path.is_dir():
             raise IsADirectoryError(errno.EISDIR, "it is a directory", str(path))
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.fchmod(fd, _CREATE_MODE)  # mkstemp makes 0600; a written file reads like open()'s
         with os.fdopen(fd, "wb") as f:
             if callable(data):
                 data(f)
