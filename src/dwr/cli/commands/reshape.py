@@ -136,7 +136,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--pretrain-epochs",
         type=epochs_type,
         default=None,
-        help="epochs of the pre-training before pruning (a third of --epochs)",
+        help="epochs of the pre-training before pruning (default: as many as --epochs)",
     )
     p.add_argument("--budget-metric", default="bops", choices=("bops", "ops", "latency"))
     add_width_multiple(p)
