@@ -170,3 +170,22 @@ def binarizer_properties(fn: Binarizer | None) -> BinarizerProperties | None:
 def describe_binarizer(fn: Binarizer | None) -> str:
     """A name for messages: the registered name, else the callable's qualified name."""
     return binarizer_name(fn) or getattr(fn, "__qualname__", None) or repr(fn)
+
+
+def sign_weight_scale(input_fn: Binarizer | None, weight_fn: Binarizer | None) -> str:
+    """The weight binarizer's scale kind when both sides are 1-bit signs that XNOR/popcount
+    (and a ``Sign`` graph) can compute, the input unscaled; else :class:`DwrError` naming
+    the binarizer that is not."""
+    for side, fn, scales in (
+        ("input", input_fn, ("none",)),
+        ("weight", weight_fn, SCALES),
+    ):
+        props = binarizer_properties(fn)
+        if props is None or not props.is_sign or props.scale not in scales:
+            found = "no declared properties" if props is None else str(props)
+            raise DwrError(
+                f"{side} binarizer {describe_binarizer(fn)} ({found}); 1-bit sign binarizers "
+                f"with scale {' or '.join(scales)} are supported (declare them with "
+                "register_binarizer(name, fn, BinarizerProperties(...)))"
+            )
+    return binarizer_properties(weight_fn).scale

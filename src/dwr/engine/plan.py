@@ -35,7 +35,7 @@ from dwr.backbones.blocks import (
 from dwr.backbones.model import Backbone
 from dwr.backbones.units import Unit, stage_units
 from dwr.binary import BinaryConv2d, RPReLU, RSign
-from dwr.binary.binarizers import binarizer_properties, describe_binarizer
+from dwr.binary.binarizers import sign_weight_scale
 from dwr.engine.ops import BinaryConv, ChannelAdapter, FloatConv, MaxPool2, Op
 from dwr.engine.ops import Head as HeadOp
 from dwr.engine.pack import pack_weight
@@ -57,16 +57,10 @@ def _unsupported(module: nn.Module, where: str, why: str = "") -> DwrError:
 
 
 def _bn(bn: nn.Module, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(a, b)`` with ``BN(z) = a * z + b`` per channel (eval mode)."""
-    if type(bn) is not nn.BatchNorm2d:
-        raise _unsupported(bn, where, "expected BatchNorm2d")
-    if bn.running_mean is None or bn.running_var is None:
-        raise _unsupported(bn, where, "batch norm without running statistics")
-    n = bn.num_features
-    gamma = _np(bn.weight) if bn.weight is not None else np.ones(n)
-    beta = _np(bn.bias) if bn.bias is not None else np.zeros(n)
-    a = gamma / np.sqrt(_np(bn.running_var) + bn.eps)
-    return a, beta - _np(bn.running_mean) * a
+    try:
+        return fold_bn(bn)
+    except DwrError as exc:
+        raise _unsupported(bn, where, str(exc)) from None
 
 
 def _act(module: nn.Module, where: str) -> tuple[str, tuple | None]:
@@ -203,21 +197,24 @@ def _shortcut(sc: nn.Module | None, unit: Unit, where: str) -> dict:
 def _weight_scale(conv: BinaryConv2d, where: str) -> str:
     """The weight binarizer's scale kind, once both binarizers are checked to be signs the
     kernels can run (read from their properties, never their names)."""
-    for side, fn, scales in (
-        ("input", conv.input_binarizer, ("none",)),
-        ("weight", conv.weight_binarizer, ("none", "mean_abs_per_output")),
-    ):
-        props = binarizer_properties(fn)
-        if props is None or not props.is_sign or props.scale not in scales:
-            found = "no declared properties" if props is None else str(props)
-            raise _unsupported(
-                conv,
-                f"{where}.conv",
-                f"{side} binarizer {describe_binarizer(fn)} ({found}); the engine runs 1-bit "
-                f"sign binarizers with scale {' or '.join(scales)} (declare them with "
-                "register_binarizer(name, fn, BinarizerProperties(...)))",
-            )
-    return binarizer_properties(conv.weight_binarizer).scale
+    try:
+        return sign_weight_scale(conv.input_binarizer, conv.weight_binarizer)
+    except DwrError as exc:
+        raise _unsupported(conv, f"{where}.conv", str(exc)) from None
+
+
+def fold_bn(bn: nn.Module) -> tuple[np.ndarray, np.ndarray]:
+    """``(a, b)`` with ``BN(z) = a * z + b`` per channel (eval mode, float64); raises
+    :class:`DwrError` for anything but a ``BatchNorm2d`` with running statistics."""
+    if type(bn) is not nn.BatchNorm2d:
+        raise DwrError("expected BatchNorm2d")
+    if bn.running_mean is None or bn.running_var is None:
+        raise DwrError("batch norm without running statistics")
+    n = bn.num_features
+    gamma = _np(bn.weight) if bn.weight is not None else np.ones(n)
+    beta = _np(bn.bias) if bn.bias is not None else np.zeros(n)
+    a = gamma / np.sqrt(_np(bn.running_var) + bn.eps)
+    return a, beta - _np(bn.running_mean) * a
 
 
 def _unit_op(module: nn.Module, unit: Unit, where: str) -> BinaryConv:

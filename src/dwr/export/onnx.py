@@ -38,7 +38,8 @@ from torch import nn
 from dwr.backbones.blocks import BinaryUnit, Head, Stem, ZeroPadShortcut
 from dwr.backbones.model import Backbone
 from dwr.binary import BinaryConv2d, RPReLU, RSign
-from dwr.binary.binarizers import binarizer_name
+from dwr.binary.binarizers import binarizer_properties, describe_binarizer
+from dwr.engine.plan import fold_bn
 from dwr.errors import DwrError
 
 MIN_OPSET = 17
@@ -134,16 +135,11 @@ def _geometry(conv: nn.Conv2d, where: str) -> tuple[int, int, int]:
 
 
 def _bn(bn: nn.Module, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(a, b)`` with ``BN(z) = a * z + b`` per channel."""
-    if type(bn) is not nn.BatchNorm2d:
-        raise _unsupported(bn, where, "expected BatchNorm2d")
-    if bn.running_mean is None or bn.running_var is None:
-        raise _unsupported(bn, where, "batch norm without running statistics")
-    n = bn.num_features
-    gamma = _np(bn.weight) if bn.weight is not None else np.ones(n)
-    beta = _np(bn.bias) if bn.bias is not None else np.zeros(n)
-    a = gamma / np.sqrt(_np(bn.running_var) + bn.eps)
-    return a, beta - _np(bn.running_mean) * a
+    """``(a, b)`` with ``BN(z) = a * z + b`` per channel (the engine's folding)."""
+    try:
+        return fold_bn(bn)
+    except DwrError as exc:
+        raise _unsupported(bn, where, str(exc)) from None
 
 
 def _folded_conv(g: _Graph, x: str, conv: nn.Conv2d, w: np.ndarray, bn: nn.Module, where: str):
@@ -250,13 +246,13 @@ def _binary_conv(g: _Graph, x: str, conv: BinaryConv2d, bn: nn.Module, where: st
     if conv.weight_binarizer is None:  # real weights (two-step training's first step)
         return _folded_conv(g, x, conv, _np(conv.weight), bn, where)
     w = _np(conv.weight)
-    name = binarizer_name(conv.weight_binarizer)
-    if name == "scaled_sign":
-        alpha = np.abs(w).mean(axis=(1, 2, 3))
-    elif name == "ste_sign":
-        alpha = np.ones(len(w))
-    else:
-        raise _unsupported(conv, where, f"weight binarizer {name or conv.weight_binarizer!r}")
+    props = binarizer_properties(conv.weight_binarizer)  # properties, never names
+    if props is None or not props.is_sign:
+        raise _unsupported(
+            conv, where, f"weight binarizer {describe_binarizer(conv.weight_binarizer)}"
+        )
+    scaled = props.scale == "mean_abs_per_output"
+    alpha = np.abs(w).mean(axis=(1, 2, 3)) if scaled else np.ones(len(w))
     a, b = _bn(bn, f"{where}.bn")
     if conv.bias is not None:
         b = b + a * _np(conv.bias)
@@ -366,9 +362,10 @@ def _unit(g: _Graph, x: str, unit: BinaryUnit, where: str) -> str:
     else:
         raise _unsupported(unit.shift, f"{where}.shift", "expected Identity or RSign")
     if conv.input_binarizer is not None:
-        name = binarizer_name(conv.input_binarizer)
-        if name not in ("ste_sign", "approx_sign"):
-            raise _unsupported(conv, f"{where}.conv", f"input binarizer {name!r}")
+        props = binarizer_properties(conv.input_binarizer)
+        if props is None or not props.is_sign or props.scale != "none":
+            name = describe_binarizer(conv.input_binarizer)
+            raise _unsupported(conv, f"{where}.conv", f"input binarizer {name}")
         y = g.sign(y, f"{where}.conv")
     y = _binary_conv(g, y, conv, unit.bn, f"{where}.conv")
     sc = _shortcut(g, x, unit.shortcut, conv.in_channels, f"{where}.shortcut")
