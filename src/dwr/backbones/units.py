@@ -94,12 +94,20 @@ def register_family(name: str, about: str) -> Callable[[UnitsFn], UnitsFn]:
     return add
 
 
+_loaded = False
+
+
 def load_families() -> None:
-    """Import every module of :mod:`dwr.backbones.families` (their decorators register)."""
+    """Import every module of :mod:`dwr.backbones.families` once (their decorators register);
+    every spec validation asks, so later calls return at once."""
+    global _loaded
+    if _loaded:
+        return
     from dwr.backbones import families
 
     for info in pkgutil.iter_modules(families.__path__):
         importlib.import_module(f"{families.__name__}.{info.name}")
+    _loaded = True
 
 
 def family_names() -> tuple[str, ...]:
