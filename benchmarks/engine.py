@@ -25,7 +25,6 @@ The comparison with Larq Compute Engine is ``benchmarks/vs_lce.py`` (LCE timed i
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -36,6 +35,7 @@ import torch
 import dwr.engine as engine
 from dwr.backbones import create_model
 from dwr.engine.bench import measure, set_threads, time_layer, time_model
+from dwr.files import atomic_write_json
 
 LAYERS = [(64, 56), (128, 28), (256, 14), (512, 7), (64, 32), (128, 16), (256, 8), (512, 4)]
 MODELS = ["birealnet18", "birealnet18_dwr", "resnet18_cifar", "resnet18_cifar_dwr"]
@@ -300,11 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         "throughput": throughput,
         "summary": summary,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    tmp = args.out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(tmp, args.out)
+    atomic_write_json(args.out, result)
     print(f"wrote {args.out}")
     return 0
 

@@ -34,6 +34,7 @@ import torch
 import dwr.engine as engine
 from dwr.backbones import create_model
 from dwr.engine.bench import measure, set_threads
+from dwr.files import atomic_write_json
 
 KERNELS = ("default", "indirect_bgemm", "indirect_bgemm_xnnpack")  # see lce_worker.py
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lce_worker.py")
@@ -154,11 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": rounds,
         "summary": summary,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    tmp = args.out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(tmp, args.out)
+    atomic_write_json(args.out, result)
     print(f"wrote {args.out}")
     return 0
 

@@ -19,22 +19,7 @@ import dwr
 import dwr.engine as engine
 from dwr.cli.main import main
 from dwr.engine.compiled import _PREFIX, FORMAT_VERSION, MAGIC
-
-BLOCKER = '''
-import sys
-
-BLOCKED = {"torch", "lightning", "pytorch_lightning", "sklearn", "scipy", "matplotlib", "yaml"}
-
-class _NoTorch:
-    """Makes ``import torch`` (and the training stack) fail, as on a bare runtime."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in BLOCKED:
-            raise ImportError(f"{name} is blocked: this runtime has no PyTorch")
-        return None
-
-sys.meta_path.insert(0, _NoTorch())
-'''
+from no_torch import no_torch_env
 
 
 def _run(capsys, *args: str) -> tuple[int, str, str]:
@@ -235,15 +220,6 @@ def test_predict_bad_options(capsys, engine_file, images):
         assert len(err.strip().splitlines()) == 1 and opt[0] in err
 
 
-def _no_torch_env(tmp_path: Path) -> dict[str, str]:
-    site = tmp_path / "no_torch"
-    site.mkdir(exist_ok=True)
-    (site / "sitecustomize.py").write_text(BLOCKER)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
-    return env
-
-
 def test_predict_never_imports_torch(engine_file, images, tmp_path):
     code = (
         "import sys\n"
@@ -255,7 +231,7 @@ def test_predict_never_imports_torch(engine_file, images, tmp_path):
     args = ["predict", engine_file, images / "rgb.png", images / "sub", "--json"]
     out = subprocess.run(
         [sys.executable, "-c", code, *map(str, args)],
-        env=_no_torch_env(tmp_path),
+        env=no_torch_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=120,
@@ -408,7 +384,7 @@ def test_convert_input_size_overrides_the_default(capsys, tmp_path):
 def test_convert_without_torch_is_one_line(tmp_path):
     cmd = [sys.executable, "-m", "dwr.cli.main", "convert", "resnet20_cifar", "-o", "m.dwre"]
     out = subprocess.run(
-        cmd, cwd=tmp_path, env=_no_torch_env(tmp_path), capture_output=True, text=True
+        cmd, cwd=tmp_path, env=no_torch_env(tmp_path), capture_output=True, text=True
     )
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "dwr convert needs PyTorch" in out.stderr

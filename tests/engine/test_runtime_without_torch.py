@@ -3,7 +3,6 @@ engine file loads, an image is preprocessed and the model predicts."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -13,33 +12,7 @@ from PIL import Image
 
 import dwr.engine as engine
 from dwr.engine import Preprocess
-
-BLOCKER = '''
-import sys
-
-BLOCKED = {"torch", "lightning", "pytorch_lightning", "sklearn", "scipy", "matplotlib", "yaml"}
-
-class _NoTorch:
-    """Makes ``import torch`` (and the training stack) fail, as on a bare runtime."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in BLOCKED:
-            raise ImportError(f"{name} is blocked: this runtime has no PyTorch")
-        return None
-
-sys.meta_path.insert(0, _NoTorch())
-'''
-
-
-def no_torch_env(tmp_path) -> dict[str, str]:
-    """Environment whose Python processes cannot import torch (a ``sitecustomize``)."""
-    site = tmp_path / "no_torch"
-    site.mkdir(exist_ok=True)
-    (site / "sitecustomize.py").write_text(BLOCKER)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
-    return env
-
+from no_torch import no_torch_env
 
 RUNTIME = """
 import sys
