@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmark_scripts import load_benchmark
 
 
 def test_engine_summary_of_throughput_alone():
     """--sections throughput: no batch-1 models table, so no scaling entries; one ratio and
     one per-image entry per batch > 1, and no constant for another engine."""
-    eng = _load("engine")
+    eng = load_benchmark("engine")
     assert not hasattr(eng, "LCE_X86_MS")
     args = argparse.Namespace(threads=[1, 2], models=eng.MODELS)
     rows = [
@@ -33,7 +24,7 @@ def test_engine_summary_of_throughput_alone():
 
 
 def test_vs_lce_refuses_a_missing_lce_python(tmp_path, capsys):
-    vs = _load("vs_lce")
+    vs = load_benchmark("vs_lce")
     assert vs.main(["--lce-python", str(tmp_path / "nope" / "python")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is not an executable" in err[0]

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmark_scripts import load_benchmark
 
 
 def _row(row: str, seed: int, top1: float, machine: str) -> dict:
@@ -30,7 +21,7 @@ def _row(row: str, seed: int, top1: float, machine: str) -> dict:
 def test_paper_table_report_only_rebuilds_the_published_files(tmp_path):
     """--report-only gathers every run and job record into results.json, the table and plot:
     mean and std over seeds per (model, row, method), rows in the table's order."""
-    pt = _load("paper_table")
+    pt = load_benchmark("paper_table")
     out, docs = tmp_path / "runs", tmp_path / "docs"
     runs = [
         _row("original", 0, 30.0, "cpu"),
@@ -52,7 +43,7 @@ def test_paper_table_report_only_rebuilds_the_published_files(tmp_path):
 
 
 def test_paper_table_job_records_do_not_collide():
-    pt = _load("paper_table")
+    pt = load_benchmark("paper_table")
     a = pt.parse_args(["--models", "vgg_small_cifar", "--methods", "two-step", "--only-seeds", "1"])
     b = pt.parse_args(["--models", "vgg_small_cifar", "--methods", "two-step", "--only-seeds", "2"])
     assert pt.job_path(a) != pt.job_path(b)
@@ -60,7 +51,7 @@ def test_paper_table_job_records_do_not_collide():
 
 
 def test_paper_table_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
-    pt = _load("paper_table")
+    pt = load_benchmark("paper_table")
     out = ["--out", str(tmp_path / "runs"), "--docs", str(tmp_path / "docs")]
     assert pt.cli(["--models", "nope", "--data-dir", str(tmp_path), *out]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
@@ -75,7 +66,7 @@ def test_paper_table_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
 def test_paper_table_imports_published_runs_and_reads_validation(tmp_path):
     """--import-runs writes a results.json's runs back as table rows (never over a run on
     disk); a run's validation top-1 is its best epoch's, read from metrics.csv."""
-    pt = _load("paper_table")
+    pt = load_benchmark("paper_table")
     out = tmp_path / "runs"
     here = out / "resnet20_cifar" / "original" / "one-step" / "seed0"
     pt.save_json(here / "table_row.json", _row("original", 0, 99.0, "here"))
