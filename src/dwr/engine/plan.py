@@ -266,15 +266,33 @@ def _unit_op(module: nn.Module, unit: Unit, where: str) -> BinaryConv:
     )
 
 
-def _head_op(head: nn.Module) -> HeadOp:
+def head_weights(head: nn.Module) -> tuple[np.ndarray, np.ndarray]:
+    """The classifier's ``(W, b)`` (float64) of a dwr ``Head`` (global average pool, linear);
+    raises ``(module, where, why)`` as :class:`UnsupportedModule` for anything else."""
     if type(head) is not Head:
-        raise _unsupported(head, "head", "expected dwr Head")
+        raise UnsupportedModule(head, "head", "expected dwr Head")
     if type(head.pool) is not nn.AdaptiveAvgPool2d or head.pool.output_size not in (1, (1, 1)):
-        raise _unsupported(head.pool, "head.pool", "expected AdaptiveAvgPool2d(1)")
+        raise UnsupportedModule(head.pool, "head.pool", "expected AdaptiveAvgPool2d(1)")
     if type(head.fc) is not nn.Linear:
-        raise _unsupported(head.fc, "head.fc", "expected Linear")
-    bias = _np(head.fc.bias) if head.fc.bias is not None else np.zeros(head.fc.out_features)
-    return HeadOp("head", w=_np(head.fc.weight), b=bias)
+        raise UnsupportedModule(head.fc, "head.fc", "expected Linear")
+    fc = head.fc
+    return _np(fc.weight), _np(fc.bias) if fc.bias is not None else np.zeros(fc.out_features)
+
+
+class UnsupportedModule(Exception):
+    """A module a converter cannot take; each converter words its own :class:`DwrError`."""
+
+    def __init__(self, module: nn.Module, where: str, why: str) -> None:
+        super().__init__(why)
+        self.module, self.where, self.why = module, where, why
+
+
+def _head_op(head: nn.Module) -> HeadOp:
+    try:
+        w, b = head_weights(head)
+    except UnsupportedModule as exc:
+        raise _unsupported(exc.module, exc.where, exc.why) from None
+    return HeadOp("head", w=w, b=b)
 
 
 def threshold(scale: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -35,11 +35,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from dwr.backbones.blocks import BinaryUnit, Head, Stem, ZeroPadShortcut
+from dwr.backbones.blocks import BinaryUnit, Stem, ZeroPadShortcut
 from dwr.backbones.model import Backbone
 from dwr.binary import BinaryConv2d, RPReLU, RSign
 from dwr.binary.binarizers import binarizer_properties, describe_binarizer
-from dwr.engine.plan import fold_bn
+from dwr.engine.plan import UnsupportedModule, fold_bn, head_weights
 from dwr.errors import DwrError
 
 MIN_OPSET = 17
@@ -375,18 +375,14 @@ def _unit(g: _Graph, x: str, unit: BinaryUnit, where: str) -> str:
 
 
 def _head(g: _Graph, x: str, head: nn.Module) -> str:
-    if type(head) is not Head:
-        raise _unsupported(head, "head", "expected dwr Head")
-    if type(head.pool) is not nn.AdaptiveAvgPool2d or head.pool.output_size not in (1, (1, 1)):
-        raise _unsupported(head.pool, "head.pool", "expected AdaptiveAvgPool2d(1)")
-    if type(head.fc) is not nn.Linear:
-        raise _unsupported(head.fc, "head.fc", "expected Linear")
+    try:
+        w, b = head_weights(head)
+    except UnsupportedModule as exc:
+        raise _unsupported(exc.module, exc.where, exc.why) from None
     x = g.op("Flatten", [g.op("GlobalAveragePool", [x], "head.pool")], "head.flatten", axis=1)
-    fc = head.fc
-    b = _np(fc.bias) if fc.bias is not None else np.zeros(fc.out_features)
     return g.op(
         "Gemm",
-        [x, g.const("head.fc.weight", _np(fc.weight)), g.const("head.fc.bias", b)],
+        [x, g.const("head.fc.weight", w), g.const("head.fc.bias", b)],
         "head.fc",
         transB=1,
     )
