@@ -91,6 +91,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="auto" if D.EPS is None else str(D.EPS),
         help="'auto' (bisect eps to the budget) or a fixed eps whose widths are scaled to it",
     )
+    p.add_argument(
+        "--eps-scale",
+        choices=("global", "stage"),
+        default=D.EPS_SCALE,
+        help="one eps for every stage, or eps in units of each stage's k-distance",
+    )
     p.add_argument("--dwr-row", default="dwr", help="row name of the DWR search's spec")
     p.add_argument(
         "--budget-metric",
@@ -168,6 +174,7 @@ def search_config(args: argparse.Namespace) -> dict[str, Any]:
         "eps": args.eps,
         **({"budget_metric": args.budget_metric} if args.budget_metric != "bops" else {}),
         **({"width_multiple": args.width_multiple} if args.width_multiple != 1 else {}),
+        **({"eps_scale": args.eps_scale} if args.eps_scale != "global" else {}),
     }
 
 
@@ -197,6 +204,7 @@ def dwr_spec(original, args: argparse.Namespace, data, out: Path):
         tensor=args.cluster_on,
         budget_metric=args.budget_metric,
         width_multiple=args.width_multiple,
+        eps_scale=args.eps_scale,
     )
     save_json(out / "prune.json", found.to_dict())
     save_json(out / "search_config.json", config)

@@ -326,6 +326,15 @@ NB_MODULE(_kernels, m) {
     dwr::set_num_threads(n);
   });
   m.def("get_num_threads", &dwr::get_num_threads);
+  m.def(
+      "check_pool",
+      [](int jobs, int max_tasks) {
+        require(jobs >= 0 && max_tasks >= 1, "jobs >= 0 and max_tasks >= 1");
+        nb::gil_scoped_release release;
+        return dwr::check_pool(jobs, max_tasks);
+      },
+      "jobs"_a, "max_tasks"_a,
+      "Run back-to-back jobs on the thread pool; how many tasks ran other than once (0).");
   m.def("isa", &dwr::kernel_isa, "Which popcount kernel runs: 'avx2' or 'portable'.");
   m.def("force_portable", &dwr::force_portable, "Use the portable kernel even on AVX2 CPUs.");
 }

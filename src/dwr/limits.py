@@ -39,6 +39,21 @@ MAX_THREADS = 256
 MAX_WORKERS = 128
 #: Epochs of one training.
 MAX_EPOCHS = 100_000
+#: ``--eps-scale``: ``"global"``, one eps (a cosine distance) for every stage, the authors';
+#: ``"stage"``, each stage's eps in units of its own k-distance (:mod:`dwr.reshape.cluster`).
+EPS_SCALES = ("global", "stage")
+#: Largest fixed eps per scale.
+EPS_LIMITS = {"global": 2.0, "stage": 1000.0}
+
+
+def check_eps(eps: float | None, eps_scale: str = "global") -> None:
+    """Raise :class:`DwrError` for an unknown eps scale or a fixed eps outside its range."""
+    if eps_scale not in EPS_SCALES:
+        raise DwrError(f"eps scale must be one of {', '.join(EPS_SCALES)}, got {eps_scale!r}")
+    top = EPS_LIMITS[eps_scale]
+    if eps is not None and not 0 < eps <= top:
+        unit = "a cosine distance" if eps_scale == "global" else "times each stage's k-distance"
+        raise DwrError(f"eps must be in (0, {top:g}] ({unit}), got {eps}")
 
 
 def _gib(n: float) -> str:

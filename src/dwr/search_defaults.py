@@ -20,3 +20,5 @@ CLUSTER_ON = "conv"
 MIN_SAMPLES = 5
 #: DBSCAN eps (cosine distance); ``None`` bisects eps to the budget.
 EPS: float | None = 0.021
+#: ``"global"``: one eps for every stage; ``"stage"``: eps in units of each stage's k-distance.
+EPS_SCALE = "global"

@@ -85,3 +85,51 @@ def test_bad_features():
         cluster_width(torch.zeros(0, 4), 0.1)
     with pytest.raises(DwrError, match="not finite"):
         cluster_width(torch.tensor([[1.0, float("nan")], [1.0, 2.0]]), 0.1)
+
+
+# -- eps per stage (eps_scale="stage") ----------------------------------------------------------
+def test_k_distance_scale_is_the_median_kth_neighbour_distance():
+    from dwr.reshape.cluster import _distances, k_distance_scale
+
+    f = clustered([4, 4, 4], spread=0.01)
+    d = _distances(f)
+    kth = np.sort(d, axis=1)[:, 1]  # nearest other channel (min_samples 2)
+    assert k_distance_scale(d, 2) == pytest.approx(float(np.median(kth)))
+    assert k_distance_scale(d, 5) > k_distance_scale(d, 2)  # 4th neighbour is across clusters
+    assert k_distance_scale(_distances(f[:1]), 2) == 1.0  # one channel: nothing to scale
+
+
+def test_stage_scale_prunes_alike_stages_alike_whatever_their_distance_unit():
+    """Two stages with the same cluster structure, one 30x tighter in cosine distance: one eps
+    merges the tight stage long before the loose one; eps in each stage's unit treats them
+    the same, and the bisection over it still meets the budget."""
+    from dwr.reshape.cluster import eps_scales
+
+    loose = clustered([4, 4, 4, 4], spread=0.05, seed=1)
+    centre = loose.mean(0, keepdim=True)
+    tight = centre + (loose - centre) * 0.1  # same directions' structure, far smaller angles
+    feats = [tight, loose]
+    same = widths_for_eps(feats, 0.01)
+    assert same[0] < same[1]  # one eps: the tight stage collapses first
+    scales = eps_scales(feats, "stage", 2)
+    assert scales[0] < scales[1]
+    for t in (0.5, 1.0, 2.0, 5.0):
+        a, b = widths_for_eps(feats, t, 2, scales)
+        assert abs(a - b) <= 2
+    found = search_eps(feats, lambda w: float(sum(w)), budget=16.0, scales=scales)
+    assert found.within and abs(found.widths[0] - found.widths[1]) <= 2
+    widths = [sum(widths_for_eps(feats, t, 5, eps_scales(feats, "stage", 5)))
+              for t in np.geomspace(0.01, 500, 80)]  # fmt: skip
+    assert all(x >= y for x, y in zip(widths[:-1], widths[1:], strict=True))
+
+
+def test_eps_ranges_depend_on_the_scale():
+    from dwr.limits import check_eps
+
+    check_eps(None, "stage")
+    check_eps(2.0, "global")
+    check_eps(40.0, "stage")
+    with pytest.raises(DwrError, match=r"\(0, 2\] \(a cosine distance\)"):
+        check_eps(3.0, "global")
+    with pytest.raises(DwrError, match="eps scale must be one of global, stage"):
+        check_eps(None, "pixel")

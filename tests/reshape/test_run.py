@@ -91,7 +91,8 @@ def test_report_rows_and_budget(finished_run):
     assert original["bops"] == metric_value(TINY, "bops")
     prune = saved["prune"]
     assert prune["from_widths"] == [11, 21, 42] and len(prune["raw_widths"]) == 3  # s=3, x1.5
-    assert saved["cluster"] == {"tensor": "conv", "min_samples": 5, "eps": 0.021}  # defaults
+    defaults = {"tensor": "conv", "min_samples": 5, "eps": 0.021, "eps_scale": "global"}
+    assert saved["cluster"] == defaults
     assert (out / "report.md").read_text().count("| dwr |") == 1
     assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -16,6 +16,16 @@ made it a border point (still within eps); a noise point turning core replaces o
 by at most one new component; a noise point turning border disappears (-1). So
 ``width = components + noise`` never grows. Cost is non-decreasing in every width, so
 cost(eps) is non-increasing and a bisection over eps finds where it crosses the budget.
+
+**One eps, or one per stage.** Channel vectors have ``H*W`` entries, so a stage at 8x8 compares
+64 numbers and one at 32x32 compares 1,024; the mean maps of low-resolution stages sit much
+closer under cosine distance, and one eps for every stage then prunes the last stages hardest
+whatever their redundancy. ``eps_scale="stage"`` measures eps in each stage's own unit: stage
+``i`` clusters at ``eps * m_i``, where ``m_i`` is the median over its channels of the distance
+to the ``k``-th nearest other channel, ``k = max(1, min_samples - 1)`` (the DBSCAN k-distance
+that decides who is core). ``eps = 1`` then makes about half of every stage's channels core,
+and stages whose channels crowd together lose more. Every ``eps_i`` grows with ``eps``, so the
+widths stay non-increasing in it and the same bisection applies.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from sklearn.cluster import DBSCAN
 from sklearn.metrics.pairwise import cosine_distances
 
 from dwr.errors import DwrError
+from dwr.limits import check_eps
 
 EPS_MIN = 1e-9
 EPS_MAX = 2.0  # the largest cosine distance: every channel in one cluster
@@ -55,16 +66,40 @@ def _width(dist: np.ndarray, eps: float, min_samples: int) -> int:
     return clusters + noise
 
 
+def k_distance_scale(dist: np.ndarray, min_samples: int) -> float:
+    """Median distance from a channel to its ``k``-th nearest other channel,
+    ``k = max(1, min_samples - 1)``: one stage's unit of eps (at least :data:`EPS_MIN`)."""
+    if dist.shape[0] < 2:
+        return 1.0
+    k = min(max(1, int(min_samples) - 1), dist.shape[0] - 1)
+    return max(float(np.median(np.sort(dist, axis=1)[:, k])), EPS_MIN)
+
+
+def eps_scales(
+    features: Sequence[torch.Tensor | np.ndarray], eps_scale: str, min_samples: int
+) -> list[float]:
+    """Each stage's eps multiplier: 1 for ``"global"``, its :func:`k_distance_scale` for
+    ``"stage"``."""
+    check_eps(None, eps_scale)
+    if eps_scale == "global":
+        return [1.0] * len(features)
+    return [k_distance_scale(_distances(f), min_samples) for f in features]
+
+
 def cluster_width(features: torch.Tensor | np.ndarray, eps: float, min_samples: int = 2) -> int:
     """Clusters + noise points of DBSCAN(eps, cosine) over the rows of ``features`` [C, D]."""
     return _width(_distances(features), eps, min_samples)
 
 
 def widths_for_eps(
-    features: Sequence[torch.Tensor | np.ndarray], eps: float, min_samples: int = 2
+    features: Sequence[torch.Tensor | np.ndarray],
+    eps: float,
+    min_samples: int = 2,
+    scales: Sequence[float] | None = None,
 ) -> list[int]:
-    """The width of every stage at one ``eps``."""
-    return [cluster_width(f, eps, min_samples) for f in features]
+    """The width of every stage at one ``eps`` (stage ``i`` at ``eps * scales[i]``)."""
+    scales = scales or [1.0] * len(features)
+    return [cluster_width(f, eps * m, min_samples) for f, m in zip(features, scales, strict=True)]
 
 
 @dataclass
@@ -86,8 +121,10 @@ def search_eps(
     tol: float = 0.03,
     min_samples: int = 2,
     iters: int = 50,
+    scales: Sequence[float] | None = None,
 ) -> EpsSearch:
-    """Bisect eps so that ``cost_fn(widths_for_eps(eps))`` is as close to ``budget`` as it gets.
+    """Bisect eps so that ``cost_fn(widths_for_eps(eps))`` is as close to ``budget`` as it gets
+    (stage ``i`` clustered at ``eps * scales[i]``).
 
     Returns the closest result, ``within`` telling whether it lands within ``tol``; DBSCAN
     widths are a step function of eps, so a step may jump over the window. Raises
@@ -97,15 +134,17 @@ def search_eps(
     if budget <= 0:
         raise DwrError(f"budget must be positive, got {budget}")
     dists = [_distances(f) for f in features]
+    scales = list(scales or [1.0] * len(dists))
     cache: dict[float, tuple[list[int], float]] = {}
 
     def at(eps: float) -> tuple[list[int], float]:
         if eps not in cache:
-            widths = [_width(d, eps, min_samples) for d in dists]
+            widths = [_width(d, eps * m, min_samples) for d, m in zip(dists, scales, strict=True)]
             cache[eps] = (widths, float(cost_fn(widths)))
         return cache[eps]
 
-    lo, hi = EPS_MIN, EPS_MAX  # cost(lo) is the largest, cost(hi) the smallest
+    # cost(lo) is the largest, cost(hi) the smallest: every stage at eps 2 or more
+    lo, hi = EPS_MIN / max(scales), EPS_MAX / min(scales)
     widest, top = at(lo)
     if top < budget * (1 - tol):
         raise DwrError(

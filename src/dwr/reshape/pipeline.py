@@ -28,6 +28,7 @@ from typing import Any
 from dwr import search_defaults as D
 from dwr.backbones import BackboneSpec, get_spec
 from dwr.errors import DwrError
+from dwr.limits import check_eps
 from dwr.reshape.budget import (
     TOLERANCE,
     check_metric,
@@ -45,7 +46,13 @@ DIGITS_EPOCHS = 10
 #: Pre-training epochs as a fraction of the full epochs (at least 1): see dwr.search_defaults.
 PRETRAIN_FRACTION = D.PRETRAIN_FRACTION
 #: The clustering knobs' defaults (also what runs saved before they existed used).
-CLUSTER_DEFAULTS = {"min_samples": 2, "eps": None, "cluster_on": "stage", "width_multiple": 1}
+CLUSTER_DEFAULTS = {
+    "min_samples": 2,
+    "eps": None,
+    "cluster_on": "stage",
+    "width_multiple": 1,
+    "eps_scale": "global",
+}
 
 
 def _log(quiet: bool, msg: str) -> None:
@@ -134,7 +141,8 @@ def search_dwr_spec(
     budget = metric_value(original, budget_metric, tuple(data.input_size))
     last = result.get("last_checkpoint", result["checkpoint"])
     name = f"{original.name or original.family}_dwr{factor:g}"
-    cluster = {"min_samples": D.MIN_SAMPLES, "eps": D.EPS, "tensor": D.CLUSTER_ON, **cluster}
+    defaults = {"min_samples": D.MIN_SAMPLES, "eps": D.EPS, "tensor": D.CLUSTER_ON}
+    cluster = {**defaults, "eps_scale": D.EPS_SCALE, **cluster}
     return prune_checkpoint(last, data, budget, budget_metric, samples, seed, name, **cluster)
 
 
@@ -159,6 +167,7 @@ def run_pipeline(
     eps: float | None = D.EPS,
     cluster_on: str = D.CLUSTER_ON,
     width_multiple: int = 1,
+    eps_scale: str = D.EPS_SCALE,
 ) -> dict[str, Any]:
     """Run (or resume) the DWR method; returns the report dict also written to ``out_dir``.
 
@@ -175,6 +184,7 @@ def run_pipeline(
     naive = naive_reshape(original, factor, width_multiple)  # validates factor and multiple
     if not overparam > 0:
         raise DwrError(f"--overparam must be positive, got {overparam}")
+    check_eps(eps, eps_scale)
     if samples < MIN_SAMPLES_IMAGES:
         raise DwrError(
             f"clustering needs at least {MIN_SAMPLES_IMAGES} sample images, got {samples}"
@@ -227,6 +237,7 @@ def run_pipeline(
         "eps": eps,
         "cluster_on": cluster_on,
         "width_multiple": width_multiple,
+        "eps_scale": eps_scale,
     }
     out.mkdir(parents=True, exist_ok=True)
     cfg_path = out / "config.json"
@@ -317,6 +328,7 @@ def run_pipeline(
             eps=eps,
             tensor=cluster_on,
             width_multiple=width_multiple,
+            eps_scale=eps_scale,
         )
         return found.to_dict()
 
@@ -348,7 +360,12 @@ def run_pipeline(
         "pretrain_epochs": pretrain_epochs,
         "samples": samples,
         "seed": seed,
-        "cluster": {"tensor": cluster_on, "min_samples": min_samples, "eps": eps},
+        "cluster": {
+            "tensor": cluster_on,
+            "min_samples": min_samples,
+            "eps": eps,
+            "eps_scale": eps_scale,
+        },
         "budget_metric": budget_metric,
         "budget": budget,
         "dwr_vs_budget": dwr_cost / budget,

@@ -5,12 +5,14 @@
    (``"conv"``, as the DWR authors).
 2. DBSCAN (cosine, ``min_samples``) per stage; width = clusters + noise
    (:mod:`dwr.reshape.cluster`).
-3. ``eps=None``: bisect eps so the network's cost lands within +-3% of the budget. DBSCAN
+3. ``eps_scale``: one eps for every stage (``"global"``, the authors'), or each stage's eps
+   in units of its own k-distance (``"stage"``; :mod:`dwr.reshape.cluster` says why).
+4. ``eps=None``: bisect eps so the network's cost lands within +-3% of the budget. DBSCAN
    widths are a step function of eps; when the step jumps over the +-3% window, take the
    bracket's over-budget widths (the *raw* clustering widths) and scale every stage by one
    factor ``k < 1`` (bisection, :func:`dwr.reshape.budget.find_width_scale`) into the window.
    Widths then never exceed the pre-trained network's.
-4. A fixed ``eps`` (the authors set it by hand): the raw widths at that eps give each stage's
+5. A fixed ``eps`` (the authors set it by hand): the raw widths at that eps give each stage's
    share (its redundancy), and one factor ``k`` (below or above 1) scales them to the budget.
    Either way the result is within +-3% of the budget.
 
@@ -28,6 +30,7 @@ from torch import nn
 
 from dwr.backbones.spec import BackboneSpec
 from dwr.errors import DwrError
+from dwr.limits import check_eps
 from dwr.reshape.budget import (
     TOLERANCE,
     check_metric,
@@ -35,7 +38,7 @@ from dwr.reshape.budget import (
     metric_value,
     spec_cost,
 )
-from dwr.reshape.cluster import search_eps, widths_for_eps
+from dwr.reshape.cluster import eps_scales, search_eps, widths_for_eps
 from dwr.reshape.features import stage_features
 
 MIN_SAMPLES_IMAGES = 8
@@ -56,6 +59,7 @@ class PruneResult:
     raw_cost: float  # metric value of the raw clustering widths
     from_widths: list[int] = field(default_factory=list)
     bracket: list[dict] = field(default_factory=list)
+    eps_scales: list[float] = field(default_factory=list)  # stage i clustered at eps * [i]
 
     def with_name(self, name: str) -> PruneResult:
         self.spec = self.spec.replace(name=name)
@@ -74,6 +78,7 @@ class PruneResult:
             "raw_cost": self.raw_cost,
             "cost": dict(self.cost),
             "bracket": self.bracket,
+            "eps_scales": list(self.eps_scales),
             "spec": self.spec.to_dict(),
         }
 
@@ -102,13 +107,16 @@ def prune(
     batch_size: int = 64,
     name: str | None = None,
     width_multiple: int = 1,
+    eps_scale: str = "global",
 ) -> PruneResult:
     """Cluster ``model``'s stage channels on ``images`` and pick widths that meet ``budget``
     (with ``width_multiple`` K > 1, scaled to the budget in multiples of K).
 
     ``model`` is a trained :class:`~dwr.backbones.model.Backbone`; costs are counted for one
     image of ``images``' size. ``eps=None`` bisects eps to the budget; a number clusters at
-    that eps and scales the widths to the budget. Raises :class:`DwrError` for too few
+    that eps and scales the widths to the budget. ``eps_scale="stage"`` clusters stage ``i``
+    at ``eps * m_i``, ``m_i`` its channels' median k-distance
+    (:func:`dwr.reshape.cluster.eps_scales`). Raises :class:`DwrError` for too few
     images, a bad ``eps``/``min_samples`` or a budget no eps reaches.
     """
     check_metric(metric)
@@ -123,20 +131,20 @@ def prune(
         )
     if int(min_samples) != min_samples or min_samples < 1:
         raise DwrError(f"min_samples must be a positive integer, got {min_samples}")
-    if eps is not None and not 0 < eps <= 2:
-        raise DwrError(f"eps must be in (0, 2] (a cosine distance), got {eps}")
+    check_eps(eps, eps_scale)
     input_size = tuple(int(v) for v in images.shape[1:])
     feats = stage_features(model, images, batch_size, tensor=tensor)
+    scales = eps_scales(feats, eps_scale, min_samples)
     base = (spec.name or spec.family).removesuffix("_pretrain")
     if eps is not None:
         return _prune_at_eps(
-            spec, feats, budget, metric, input_size, tol, min_samples, eps, width_multiple
+            spec, feats, budget, metric, input_size, tol, min_samples, eps, width_multiple, scales
         ).with_name(name or f"{base}_pruned")
 
     def cost_of(widths: list[int]) -> float:
         return metric_value(spec.replace(widths=tuple(widths)), metric, input_size)
 
-    found = search_eps(feats, cost_of, budget, tol=tol, min_samples=min_samples)
+    found = search_eps(feats, cost_of, budget, tol=tol, min_samples=min_samples, scales=scales)
     raw = spec.replace(widths=tuple(found.widths))
     scale = 1.0
     final = raw
@@ -160,6 +168,7 @@ def prune(
         raw_cost=float(raw_cost),
         from_widths=list(spec.widths),
         bracket=found.bracket,
+        eps_scales=scales,
     )
 
 
@@ -173,9 +182,10 @@ def _prune_at_eps(
     min_samples: int,
     eps: float,
     width_multiple: int = 1,
+    scales: list[float] | None = None,
 ) -> PruneResult:
     """Widths in proportion to the clustering widths at ``eps``, scaled to the budget."""
-    raw_widths = widths_for_eps(feats, eps, min_samples)
+    raw_widths = widths_for_eps(feats, eps, min_samples, scales)
     raw = spec.replace(widths=tuple(raw_widths))
     scale, final = find_width_scale(raw, budget, metric, input_size, tol, width_multiple)
     return PruneResult(
@@ -188,4 +198,5 @@ def _prune_at_eps(
         cost=spec_cost(final, input_size).totals(),
         raw_cost=metric_value(raw, metric, input_size),
         from_widths=list(spec.widths),
+        eps_scales=list(scales or []),
     )

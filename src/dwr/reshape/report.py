@@ -10,6 +10,7 @@ import io
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from dwr.cost.display import budget_text, si
 from dwr.files import atomic_write, atomic_write_json
 
 ROW_KEYS = ("name", "depths", "widths", "bops", "flops", "ops", "activations", "params", "top1")
@@ -22,10 +23,7 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def _si(n: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f}{unit}"
-    return f"{n:.0f}"
+    return si(n, 2)
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -37,7 +35,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"Reshaping factor {report['factor']:g}, over-parameterisation {report['overparam']:g}, "
         f"recipe `{report['recipe']}`; budget: the original's {label} "
-        f"({_si(report['budget'])}).",
+        f"({budget_text(metric, report['budget'], 2)}).",
         "",
         "| network | depths | widths | BOPs | FLOPs | OPs | activations | params | top-1 (%) "
         f"| {label} vs budget |",

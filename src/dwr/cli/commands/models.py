@@ -12,6 +12,7 @@ from dwr.cli.options import (
     spec_from_args,
     threads_type,
 )
+from dwr.cost.display import si
 from dwr.errors import DwrError
 from dwr.limits import check_input_size
 
@@ -54,13 +55,6 @@ def run_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fmt(n: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3f}{unit}"
-    return f"{n:.0f}"
-
-
 def run_summary(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     input_size = tuple(args.input_size) if args.input_size else spec.input_size
@@ -100,15 +94,15 @@ def run_summary(args: argparse.Namespace) -> int:
     for layer in report.layers:
         shape = "x".join(map(str, layer.out_shape))
         print(
-            f"{layer.name:36s} {layer.kind:6s} {shape:>16s} {_fmt(layer.macs):>10s} "
-            f"{_fmt(layer.params):>9s}"
+            f"{layer.name:36s} {layer.kind:6s} {shape:>16s} {si(layer.macs):>10s} "
+            f"{si(layer.params):>9s}"
         )
     print("-" * len(header))
     t = report.totals()
     print(
-        f"BOPs {_fmt(t['bops'])}  FLOPs {_fmt(t['flops'])}  OPs {_fmt(t['ops'])}  "
-        f"params {_fmt(t['params'])} (binary {_fmt(t['binary_params'])})  "
-        f"storage {t['storage_bytes'] / 2**20:.2f} MiB  activations {_fmt(t['activations'])}"
+        f"BOPs {si(t['bops'])}  FLOPs {si(t['flops'])}  OPs {si(t['ops'])}  "
+        f"params {si(t['params'])} (binary {si(t['binary_params'])})  "
+        f"storage {t['storage_bytes'] / 2**20:.2f} MiB  activations {si(t['activations'])}"
     )
     if latency:
         from dwr.cli.commands.profile import print_latency

@@ -16,9 +16,10 @@ from dwr.cli.options import (
     seed_type,
     spec_from_args,
 )
+from dwr.cost.display import budget_text, si
 from dwr.errors import DwrError
 from dwr.files import atomic_write_json, check_writable_file, run_lock
-from dwr.limits import MAX_EPOCHS
+from dwr.limits import EPS_LIMITS, EPS_SCALES, MAX_EPOCHS, check_eps
 
 MAX_SAMPLES = 1_000_000
 samples_type = int_in(1, MAX_SAMPLES, "samples")
@@ -29,15 +30,16 @@ COLUMNS = ("depths", "widths", "bops", "flops", "ops", "params", "activations")
 
 
 def eps_type(text: str) -> float | None:
-    """``--eps``: ``auto`` (bisect to the budget) or a cosine distance in (0, 2]."""
+    """``--eps``: ``auto`` (bisect to the budget) or a positive number (its range depends on
+    ``--eps-scale``: :func:`dwr.reshape.cluster.check_eps`, checked before any work)."""
     if text.strip().lower() == "auto":
         return None
     try:
         eps = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be 'auto' or a number, got {text!r}") from None
-    if not 0 < eps <= 2:
-        raise argparse.ArgumentTypeError(f"must be in (0, 2] (a cosine distance), got {text}")
+    if not 0 < eps <= EPS_LIMITS["stage"]:
+        raise argparse.ArgumentTypeError(f"must be in (0, {EPS_LIMITS['stage']:g}], got {text}")
     return eps
 
 
@@ -64,10 +66,25 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
         help="auto: bisect eps to the budget; a number: widths at that eps, scaled to the "
         f"budget ({'auto' if D.EPS is None else D.EPS})",
     )
+    p.add_argument(
+        "--eps-scale",
+        choices=EPS_SCALES,
+        default=D.EPS_SCALE,
+        help="global: one eps (a cosine distance) for every stage; stage: eps in units of "
+        "each stage's median k-distance, so low-resolution stages are not pruned hardest "
+        f"({D.EPS_SCALE})",
+    )
 
 
 def cluster_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return {"min_samples": args.min_samples, "eps": args.eps, "width_multiple": args.width_multiple}
+    """:func:`dwr.reshape.prune`'s clustering keywords, checked before any work."""
+    check_eps(args.eps, args.eps_scale)
+    return {
+        "min_samples": args.min_samples,
+        "eps": args.eps,
+        "width_multiple": args.width_multiple,
+        "eps_scale": args.eps_scale,
+    }
 
 
 def add_width_multiple(p: argparse.ArgumentParser) -> None:
@@ -149,17 +166,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_run)
 
 
-def _fmt(n: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3f}{unit}"
-    return f"{n:.0f}"
-
-
 def _cell(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(str(v) for v in value) + "]"
-    return _fmt(value)
+    return si(value)
 
 
 def cost_row(spec, input_size=None) -> dict[str, Any]:
@@ -258,7 +268,8 @@ def _prune(args: argparse.Namespace) -> int:
         if result.width_scale == 1.0
         else f"clustering widths {result.raw_widths} scaled by {result.width_scale:.4f}"
     )
-    print(f"eps {result.eps:.6g} ({how}); {args.budget_metric} budget {_fmt(budget)}")
+    shown = budget_text(args.budget_metric, budget)
+    print(f"eps {result.eps:.6g} ({how}); {args.budget_metric} budget {shown}")
     print_table(
         {
             "original": cost_row(original, data.input_size),
