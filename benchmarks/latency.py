@@ -30,6 +30,7 @@ import sys
 import time
 from typing import Any
 
+import numpy as np
 import torch
 
 import dwr.engine as engine
@@ -43,6 +44,19 @@ from dwr.reshape.budget import find_width_scale, metric_value, spec_cost
 from dwr.reshape.naive import round_to_multiple
 
 GOAL = 0.10  # |predicted / measured - 1|
+#: A grid point of the profile timed once per round: how far this host's speed drifts.
+REFERENCE = {"k": 3, "stride": 1, "words": 1, "out": 64, "oh": 28}
+
+
+def reference_ms() -> float:
+    """Best time of the :data:`REFERENCE` binary conv now (1 thread, about 0.1 s)."""
+    return profile.time_binary(REFERENCE, np.random.default_rng(0), 0.1)
+
+
+def table_reference_ms(table: latency.LatencyTable) -> float | None:
+    """The calibration's time of the same point."""
+    rows = [r for r in table.data["binary_conv"] if all(r[k] == v for k, v in REFERENCE.items())]
+    return rows[0]["ms"] if rows else None
 
 
 def load_tables(threads: list[int], recalibrate: bool) -> dict[int, latency.LatencyTable]:
@@ -55,15 +69,23 @@ def load_tables(threads: list[int], recalibrate: bool) -> dict[int, latency.Late
 
 
 def time_engines(
-    specs: dict[str, BackboneSpec], threads: list[int], rounds: int, repeats: int
+    specs: dict[str, BackboneSpec],
+    threads: list[int],
+    rounds: int,
+    repeats: int,
+    probes: list[float] | None = None,
 ) -> dict[str, dict[int, dict[str, float]]]:
-    """Best-of-rounds engine time (ms, batch 1) of each spec on each thread count."""
+    """Best-of-rounds engine time (ms, batch 1) of each spec on each thread count (appends
+    each round's :func:`reference_ms` to ``probes``)."""
     engines, inputs = {}, {}
     for name, spec in specs.items():
         engines[name] = engine.convert(create_model(spec).eval())
         inputs[name] = torch.randn(1, *spec.input_size)
     best: dict[str, dict[int, dict[str, float]]] = {n: {} for n in specs}
     for _ in range(rounds):
+        if probes is not None:
+            engine.set_num_threads(1)
+            probes.append(reference_ms())
         for name in specs:
             for n in threads:
                 engine.set_num_threads(n)
@@ -93,10 +115,11 @@ def compare(
     tables: dict[int, latency.LatencyTable],
     rounds: int,
     repeats: int,
+    probes: list[float] | None = None,
 ) -> list[dict[str, Any]]:
     """Predicted against measured latency of ``specs`` on each table's thread count."""
     threads = sorted(tables)
-    measured = time_engines(specs, threads, rounds, repeats)
+    measured = time_engines(specs, threads, rounds, repeats, probes)
     rows = []
     for name, spec in specs.items():
         row: dict[str, Any] = {"name": name, **_costs(spec)}
@@ -125,7 +148,8 @@ def models_section(tables, rounds: int, repeats: int, names: list[str] | None = 
             specs[n] = get_spec(n)
         except DwrError as exc:
             skipped[n] = str(exc)
-    rows = compare(specs, {1: tables[1]}, rounds, repeats)
+    probes: list[float] = []
+    rows = compare(specs, {1: tables[1]}, rounds, repeats, probes)
     errors = [abs(r["t1"]["error"]) for r in rows]
     op_errors = [abs(r["t1"]["predicted_ms"] / r["t1"]["sum_of_op_min_ms"] - 1) for r in rows]
     return {
@@ -134,6 +158,11 @@ def models_section(tables, rounds: int, repeats: int, names: list[str] | None = 
         "max_abs_error": max(errors),
         "within_goal": sum(e <= GOAL for e in errors),
         "within_goal_vs_sum_of_op_min": sum(e <= GOAL for e in op_errors),
+        "reference": {
+            "op": REFERENCE,
+            "table_ms": table_reference_ms(tables[1]),
+            "per_round_ms": probes,
+        },
     }
 
 
@@ -286,6 +315,12 @@ def main(argv: list[str] | None = None) -> int:
             if name == "models":
                 for n, why in section["skipped"].items():
                     print(f"skipped {n}: {why}")
+                ref = section["reference"]
+                print(
+                    "drift: the reference conv (64->64, 28x28) took "
+                    + ", ".join(f"{v:.4f}" for v in ref["per_round_ms"])
+                    + f" ms in the rounds; {ref['table_ms'] or float('nan'):.4f} in the table"
+                )
                 print(
                     f"within {GOAL:.0%}: {section['within_goal']}/{len(section['rows'])} "
                     f"(vs the sum of op minima: {section['within_goal_vs_sum_of_op_min']}); "

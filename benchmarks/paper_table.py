@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10-5k" / "cifar-10-batches-py"
 #: Short-schedule optimiser, chosen on the validation split (see docs/results.md).
 SCHEDULE = {"optimizer": "adam", "lr": 5e-3, "weight_decay": 0.0}
-ROW_ORDER = ["original", "naive_s2", "naive_s3", "dwr", "authors_dwr"]
+ROW_ORDER = ["original", "naive_s2", "naive_s3", "dwr", "dwr_stage", "dwr_latency", "authors_dwr"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -447,6 +447,8 @@ def job_path(args: argparse.Namespace) -> Path:
     name = f"{'+'.join(args.models)}.{'+'.join(args.methods)}"
     if args.only_seeds is not None:
         name += ".seed" + "+".join(map(str, args.only_seeds))
+    if args.rows is not None:
+        name += ".rows" + "+".join(args.rows)
     return args.out / "jobs" / f"{name}.json"
 
 
@@ -554,7 +556,7 @@ def write_plot(table, path: Path) -> None:
     if not combos:
         return
     fig, axes = plt.subplots(len(combos), 2, figsize=(10, 3.6 * len(combos)), squeeze=False)
-    markers = dict(zip(ROW_ORDER, "osD^v", strict=True))
+    markers = dict(zip(ROW_ORDER, "osD*Pv^", strict=True))
     for i, (model, method) in enumerate(combos):
         for j, (key, label) in enumerate((("bops", "BOPs"), ("activations", "activations"))):
             ax = axes[i][j]

@@ -295,10 +295,13 @@ def test_latency_benchmark_script_writes_its_table(cache, tmp_path, capsys):
     out = tmp_path / "latency.json"
     argv = ["--sections", "models", "--models", "resnet20_cifar", "--rounds", "1"]
     assert bench.main([*argv, "--repeats", "2", "--out", str(out)]) == 0
-    row = json.loads(out.read_text())["models"]["rows"][0]
+    models = json.loads(out.read_text())["models"]
+    row = models["rows"][0]
     assert row["name"] == "resnet20_cifar" and row["t1"]["measured_ms"] > 0
+    assert len(models["reference"]["per_round_ms"]) == 1  # the drift probe, once per round
     assert row["t1"]["predicted_ms"] == pytest.approx(
         latency.predict_ms(get_spec("resnet20_cifar"), table=latency.load_table(1))
     )
-    assert "within 10%" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "within 10%" in printed and "drift: the reference conv" in printed
     assert bench.main(["--sections", "nosuch", "--out", str(out)]) == 2
