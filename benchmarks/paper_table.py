@@ -495,6 +495,7 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     table = []
     for (model, row, method), rs in groups.items():
         accs = [r["top1"] for r in rs]
+        vals = [r["val_top1"] for r in rs if r.get("val_top1") is not None]
         first = rs[0]
         table.append(
             {
@@ -504,6 +505,7 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "n": len(accs),
                 "mean": statistics.mean(accs),
                 "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                "val_mean": statistics.mean(vals) if len(vals) == len(accs) else None,
                 **{
                     k: first[k]
                     for k in (
@@ -519,6 +521,10 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 },
             }
         )
+    original = {t["model"]: t["latency_ms"] for t in table if t["row"] == "original"}
+    for t in table:  # every row's latency against its original's, timed side by side
+        base = original.get(t["model"])
+        t["latency_ratio"] = t["latency_ms"] / base if t["latency_ms"] and base else None
     order = {r: i for i, r in enumerate(ROW_ORDER)}
     table.sort(key=lambda t: (t["model"], t["method"], order.get(t["row"], 99)))
     return table
@@ -530,16 +536,19 @@ def _g(x: float) -> str:
 
 def write_markdown_table(table, path: Path) -> None:
     lines = [
-        "| backbone | method | row | depths | widths | top-1 % (mean ± std, n) | BOPs | FLOPs |"
-        " OPs | params | activations | latency ms |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| backbone | method | row | depths | widths | top-1 % (mean ± std, n) | val top-1 % "
+        "| BOPs | FLOPs | OPs | params | activations | latency ms | × original |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t in table:
         lat = "–" if t["latency_ms"] is None else f"{t['latency_ms']:.2f}"
+        ratio = "–" if t.get("latency_ratio") is None else f"{t['latency_ratio']:.2f}"
+        val = "–" if t.get("val_mean") is None else f"{t['val_mean']:.2f}"
         lines.append(
             f"| {t['model']} | {t['method']} | {t['row']} | {t['depths']} | {t['widths']} | "
-            f"{t['mean']:.2f} ± {t['std']:.2f} ({t['n']}) | {_g(t['bops'])} | {_g(t['flops'])} | "
-            f"{_g(t['ops'])} | {_g(t['params'])} | {_g(t['activations'])} | {lat} |"
+            f"{t['mean']:.2f} ± {t['std']:.2f} ({t['n']}) | {val} | {_g(t['bops'])} | "
+            f"{_g(t['flops'])} | {_g(t['ops'])} | {_g(t['params'])} | {_g(t['activations'])} | "
+            f"{lat} | {ratio} |"
         )
     from dwr.files import atomic_write
 

@@ -26,7 +26,7 @@ def test_paper_table_report_only_rebuilds_the_published_files(tmp_path):
     runs = [
         _row("original", 0, 30.0, "cpu"),
         _row("original", 1, 32.0, "cpu"),
-        _row("naive_s2", 0, 35.0, "gpu"),
+        {**_row("naive_s2", 0, 35.0, "gpu"), "latency_ms": 0.6, "val_top1": 38.5},
     ]
     for r in runs:
         pt.save_json(
@@ -39,6 +39,8 @@ def test_paper_table_report_only_rebuilds_the_published_files(tmp_path):
     table = (docs / "results_table.md").read_text().splitlines()
     assert "31.00 ± 1.41 (2)" in table[2] and "| original |" in table[2]
     assert "35.00 ± 0.00 (1)" in table[3] and "| naive_s2 |" in table[3]
+    assert table[3].endswith("| 38.50 | 40.0M | 440.0K | 1.1M | 270.0K | 170.0K | 0.60 | 0.75 |")
+    assert "(2) | – |" in table[2] and table[2].endswith("| 0.80 | 1.00 |")  # no val: a dash
     assert (docs / "results.png").stat().st_size > 0
 
 
@@ -48,6 +50,9 @@ def test_paper_table_job_records_do_not_collide():
     b = pt.parse_args(["--models", "vgg_small_cifar", "--methods", "two-step", "--only-seeds", "2"])
     assert pt.job_path(a) != pt.job_path(b)
     assert pt.job_path(a).name == "vgg_small_cifar.two-step.seed1.json"
+    c = pt.parse_args(["--models", "vgg_small_cifar", "--methods", "two-step", "--only-seeds", "1",
+                       "--rows", "dwr_latency"])  # fmt: skip
+    assert pt.job_path(c).name == "vgg_small_cifar.two-step.seed1.rowsdwr_latency.json"
 
 
 def test_paper_table_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
