@@ -19,7 +19,8 @@ Times are the minimum over repeats (medians are in the JSON too): the machine ma
 ``engine_sum_of_op_min_ms`` adds up each op's own minimum, i.e. an undisturbed engine run.
 Every measurement runs in ``--rounds`` interleaved rounds (1 thread, 2 threads, 1 thread, ...)
 and keeps its best, so a burst of load on a shared host cannot decide a ratio on its own.
-The comparison with Larq Compute Engine is ``benchmarks/vs_lce.py`` (LCE timed in the same run).
+The comparison with Larq Compute Engine is ``benchmarks/vs_lce.py`` (LCE timed in the same run);
+the latency model's predictions against measured times are ``benchmarks/latency.py``.
 """
 
 from __future__ import annotations
