@@ -112,12 +112,23 @@ def test_cli_prune_checkpoint(finished_run, capsys):
     assert main(argv + ["--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert abs(res["cost"]["bops"] / float(budget) - 1) <= 0.03
+    assert res["eps_scales"] == [1.0, 1.0, 1.0]
+    # eps in each stage's own unit: a bisection over one multiplier, scales reported
+    assert main(argv + ["--eps-scale", "stage", "--eps", "auto", "--min-samples", "2"]) == 0
+    shown = capsys.readouterr().out
+    assert "x each stage's k-distance [" in shown and "pruned" in shown
+    assert main(argv + ["--eps-scale", "stage", "--eps", "0.5", "--json"]) == 0  # 0.5 x k-dist
+    res = json.loads(capsys.readouterr().out)
+    assert res["eps"] == 0.5 and len(res["eps_scales"]) == 3 and res["eps_scales"] != [1.0] * 3
+    assert abs(res["cost"]["bops"] / float(budget) - 1) <= 0.03
     bad = [
         (["prune", ckpt, "--model", "vgg_small_cifar"], "is not a reshaped vgg_small_cifar"),
         (["prune", ckpt, "--model", "resnet20_cifar", "--samples", "4"], "at least 8"),
         # full resnet20 budget: bisection cannot reach it (a fixed eps would scale widths up)
         (["prune", ckpt, "--model", "resnet20_cifar", "--eps", "auto"], "too narrow"),
         (["prune", ckpt, "--model", "resnet20_cifar", "--eps", "3"], "must be in (0, 2]"),
+        (argv[:4] + ["--eps-scale", "stage", "--eps", "5000"], "must be in (0, 1000]"),
+        (argv[:4] + ["--eps-scale", "pixel"], "invalid choice: 'pixel'"),
         (argv[:4] + ["--samples", "99999"], "cannot sample 99999"),
     ]
     for args, needle in bad:
@@ -133,6 +144,7 @@ def test_cli_prune_checkpoint(finished_run, capsys):
         (["--factor", "1e9"], "is absurd"),
         (["--samples", "3"], "at least 8 sample images"),
         (["--overparam", "0.2"], "no eps can reach it"),
+        (["--eps", "3"], "must be in (0, 2] (a cosine distance)"),
     ],
 )
 def test_cli_run_bad_input(tmp_path, capsys, extra, needle):

@@ -244,6 +244,7 @@ def _prune(args: argparse.Namespace) -> int:
     from dwr.reshape import check_reshaped, prune, resolve_budget
 
     original = get_spec(args.model)
+    cluster = cluster_kwargs(args)  # checks eps against its scale before any work
     if not Path(args.checkpoint).exists():
         raise DwrError(f"checkpoint {args.checkpoint!r} does not exist")
     from dwr.train import load_checkpoint
@@ -254,9 +255,7 @@ def _prune(args: argparse.Namespace) -> int:
     original = _data_spec(original, data)
     images = data.sample(args.samples, seed=args.seed)
     budget = resolve_budget(args.budget, args.budget_metric, original, data.input_size)
-    result = prune(
-        model, images, budget, args.budget_metric, tensor=args.cluster_on, **cluster_kwargs(args)
-    )
+    result = prune(model, images, budget, args.budget_metric, tensor=args.cluster_on, **cluster)
     out = result.to_dict()
     if args.out:
         atomic_write_json(Path(args.out), out)
@@ -269,7 +268,10 @@ def _prune(args: argparse.Namespace) -> int:
         else f"clustering widths {result.raw_widths} scaled by {result.width_scale:.4f}"
     )
     shown = budget_text(args.budget_metric, budget)
-    print(f"eps {result.eps:.6g} ({how}); {args.budget_metric} budget {shown}")
+    eps = f"eps {result.eps:.6g}"
+    if args.eps_scale == "stage":
+        eps += " x each stage's k-distance " + str([round(m, 4) for m in result.eps_scales])
+    print(f"{eps} ({how}); {args.budget_metric} budget {shown}")
     print_table(
         {
             "original": cost_row(original, data.input_size),
