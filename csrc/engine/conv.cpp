@@ -257,10 +257,12 @@ void epilogue_float_portable(const ConvGeom& g, const Epilogue& ep, const Dots& 
 struct Tail8 {
   alignas(32) float scale[8] = {}, bias[8] = {}, in[8] = {}, slope[8] = {}, out[8] = {},
                     shift_v[8] = {};
-  ActParams act{in, slope, out};
+  ActParams act{in, slope, out};  // points into this object: it is never copied
   const float* shift = nullptr;
   __m256i mask;
   int lanes = 0;
+  Tail8(const Tail8&) = delete;
+  Tail8& operator=(const Tail8&) = delete;
   __attribute__((target("avx2"))) Tail8(const Epilogue& ep, int o8, int o1) {
     alignas(32) int32_t m[8] = {};
     for (int i = 0; i < o1 - o8; ++i) {
