@@ -133,3 +133,22 @@ def test_eps_ranges_depend_on_the_scale():
         check_eps(3.0, "global")
     with pytest.raises(DwrError, match="eps scale must be one of global, stage"):
         check_eps(None, "pixel")
+
+
+def test_precomputed_distances_give_the_same_clustering():
+    """prune computes each stage's distances once (``channel_distances``) and passes them to
+    the eps scales and every step of the bisection; nothing may change with them."""
+    from dwr.reshape.cluster import ChannelDistances, channel_distances, eps_scales
+
+    feats = [clustered([3, 5, 2], seed=2), clustered([6, 6], spread=0.05, seed=3)]
+    dists = channel_distances(feats)
+    assert all(isinstance(d, ChannelDistances) and d.matrix.shape == (len(f), len(f))
+               for d, f in zip(dists, feats, strict=True))  # fmt: skip
+    assert channel_distances(dists)[0].matrix is dists[0].matrix  # not recomputed
+    for scale in ("global", "stage"):
+        scales = eps_scales(feats, scale, 5)
+        assert eps_scales(dists, scale, 5) == scales
+        assert widths_for_eps(dists, 0.3, 5, scales) == widths_for_eps(feats, 0.3, 5, scales)
+        a = search_eps(feats, lambda w: float(sum(w)), 7.0, min_samples=5, scales=scales)
+        b = search_eps(dists, lambda w: float(sum(w)), 7.0, min_samples=5, scales=scales)
+        assert (a.eps, a.widths, a.bracket) == (b.eps, b.widths, b.bracket)

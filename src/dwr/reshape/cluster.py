@@ -45,7 +45,26 @@ EPS_MIN = 1e-9
 EPS_MAX = 2.0  # the largest cosine distance: every channel in one cluster
 
 
-def _distances(features: torch.Tensor | np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class ChannelDistances:
+    """One stage's pairwise cosine distances ``[C, C]``, computed once and reused: pass these
+    instead of the features to every function here (prune needs them for the eps scales and
+    again for each eps the bisection tries)."""
+
+    matrix: np.ndarray
+
+
+Features = torch.Tensor | np.ndarray | ChannelDistances
+
+
+def channel_distances(features: Sequence[Features]) -> list[ChannelDistances]:
+    """Every stage's :class:`ChannelDistances` (those already given are kept)."""
+    return [ChannelDistances(_distances(f)) for f in features]
+
+
+def _distances(features: Features) -> np.ndarray:
+    if isinstance(features, ChannelDistances):
+        return features.matrix
     x = features.detach().cpu().double().numpy() if isinstance(features, torch.Tensor) else features
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] == 0:
@@ -75,9 +94,7 @@ def k_distance_scale(dist: np.ndarray, min_samples: int) -> float:
     return max(float(np.median(np.sort(dist, axis=1)[:, k])), EPS_MIN)
 
 
-def eps_scales(
-    features: Sequence[torch.Tensor | np.ndarray], eps_scale: str, min_samples: int
-) -> list[float]:
+def eps_scales(features: Sequence[Features], eps_scale: str, min_samples: int) -> list[float]:
     """Each stage's eps multiplier: 1 for ``"global"``, its :func:`k_distance_scale` for
     ``"stage"``."""
     check_eps(None, eps_scale)
@@ -86,13 +103,13 @@ def eps_scales(
     return [k_distance_scale(_distances(f), min_samples) for f in features]
 
 
-def cluster_width(features: torch.Tensor | np.ndarray, eps: float, min_samples: int = 2) -> int:
+def cluster_width(features: Features, eps: float, min_samples: int = 2) -> int:
     """Clusters + noise points of DBSCAN(eps, cosine) over the rows of ``features`` [C, D]."""
     return _width(_distances(features), eps, min_samples)
 
 
 def widths_for_eps(
-    features: Sequence[torch.Tensor | np.ndarray],
+    features: Sequence[Features],
     eps: float,
     min_samples: int = 2,
     scales: Sequence[float] | None = None,
@@ -115,7 +132,7 @@ class EpsSearch:
 
 
 def search_eps(
-    features: Sequence[torch.Tensor | np.ndarray],
+    features: Sequence[Features],
     cost_fn: Callable[[list[int]], float],
     budget: float,
     tol: float = 0.03,

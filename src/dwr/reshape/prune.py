@@ -38,7 +38,7 @@ from dwr.reshape.budget import (
     metric_value,
     spec_cost,
 )
-from dwr.reshape.cluster import eps_scales, search_eps, widths_for_eps
+from dwr.reshape.cluster import channel_distances, eps_scales, search_eps, widths_for_eps
 from dwr.reshape.features import stage_features
 
 MIN_SAMPLES_IMAGES = 8
@@ -133,7 +133,7 @@ def prune(
         raise DwrError(f"min_samples must be a positive integer, got {min_samples}")
     check_eps(eps, eps_scale)
     input_size = tuple(int(v) for v in images.shape[1:])
-    feats = stage_features(model, images, batch_size, tensor=tensor)
+    feats = channel_distances(stage_features(model, images, batch_size, tensor=tensor))
     scales = eps_scales(feats, eps_scale, min_samples)
     base = (spec.name or spec.family).removesuffix("_pretrain")
     if eps is not None:

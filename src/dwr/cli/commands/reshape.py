@@ -135,12 +135,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="the whole DWR method end to end, with a report")
     p.add_argument("--model", default="resnet20_cifar")
     add_data_arguments(p, download=False)
-    p.add_argument("--factor", type=float, default=2.0)
+    p.add_argument(
+        "--factor",
+        type=float,
+        default=D.FACTOR,
+        metavar="S",
+        help=f"reshaping factor: depth / S, width * sqrt(S) ({D.FACTOR:g})",
+    )
     p.add_argument(
         "--overparam",
         type=float_in(0.0, 100.0, "overparam", lo_ok=False),
-        default=1.5,
-        help="widen the naive reshaped net by this before pre-training (1.5)",
+        default=D.OVERPARAM,
+        help=f"widen the naive reshaped net by this before pre-training ({D.OVERPARAM:g})",
     )
     p.add_argument("--recipe", default="one-step")
     p.add_argument(
