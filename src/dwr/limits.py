@@ -10,8 +10,9 @@ The memory estimate of a spec at an input size and batch (float32) is
     bytes ~ 4 * (params + batch * (C*H*W + 3 * peak))
 
 where ``peak`` is the largest feature map of one image (a forward pass holds the input of a
-layer, its output and a shortcut at once); ``params`` counts every 3x3 conv, the stem, the
-shortcut convs and the classifier.
+layer, its output and a shortcut at once); ``params`` counts every binary conv, the stem, the
+shortcut convs and the classifier. Both are read from the spec's unit list
+(:mod:`dwr.backbones.units`), so every family is estimated by its own structure.
 """
 
 from __future__ import annotations
@@ -60,49 +61,62 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB"
 
 
+def _stem_sides(spec: Any, height: int, width: int) -> tuple[list[int], list[int]]:
+    """The stem conv's output sides, and the stem's (after its pool, if any)."""
+    from dwr.backbones.spec import stem_side
+
+    stride = 2 if spec.stem in ("imagenet", "mobilenet") else 1
+    conv = [(side - 1) // stride + 1 for side in (height, width)]
+    return conv, [stem_side(spec.stem, side) for side in (height, width)]
+
+
+def _unit_maps(spec: Any, height: int, width: int) -> list[int]:
+    """Elements of each binary unit's output for one image, in order (the unit list)."""
+    from dwr.backbones.units import Unit, stage_units
+
+    _, sides = _stem_sides(spec, height, width)
+    maps = []
+    for stage in stage_units(spec):
+        for unit in stage:
+            sides = [unit.out_size(side) for side in sides]
+            if isinstance(unit, Unit):
+                maps.append(unit.out_channels * sides[0] * sides[1])
+    return maps
+
+
 def approx_params(spec: Any) -> int:
-    """Weights of the network ``spec`` builds (3x3 convs, stem, shortcuts, classifier)."""
+    """Weights of the network ``spec`` builds, read from its unit list: every binary conv and
+    real 1x1 shortcut, the stem (and its adapter) and the classifier (BN's are left out)."""
+    from dwr.backbones.units import units
+
     k = 7 if spec.stem == "imagenet" else 3
     total = spec.in_channels * spec.stem_width * k * k
-    prev = spec.stem_width
-    per_block = spec.block_convs if spec.family == "resnet" else 1
-    for depth, width, stride in zip(spec.depths, spec.widths, spec.strides, strict=True):
-        convs = depth * per_block
-        total += 9 * width * prev + (convs - 1) * 9 * width * width
-        if spec.family == "resnet" and (stride != 1 or prev != width):
-            total += prev * width  # 1x1 downsampling shortcut
-        prev = width
-    return total + prev * spec.num_classes + spec.num_classes
+    last = spec.stem_width
+    if spec.stem_adapter:  # a depthwise 1x1 conv, and PReLU's slopes
+        total += spec.stem_width + spec.widths[0]
+        last = spec.widths[0]
+    for unit in units(spec):
+        total += unit.kernel**2 * unit.in_channels * unit.out_channels
+        if unit.shortcut in ("conv", "avgpool_conv"):
+            total += unit.in_channels * unit.out_channels
+        last = unit.out_channels
+    return total + last * spec.num_classes + spec.num_classes
 
 
 def peak_activation(spec: Any, height: int, width: int) -> int:
-    """Elements of the largest feature map of one image."""
-    h, w = height, width
-    if spec.stem == "imagenet":
-        h, w = (h + 1) // 2, (w + 1) // 2
-    peak = spec.stem_width * h * w
-    if spec.stem == "imagenet":
-        h, w = (h + 1) // 2, (w + 1) // 2
-    for depth_width, stride in zip(spec.widths, spec.strides, strict=True):
-        peak = max(peak, depth_width * h * w)
-        if stride == 2:
-            h, w = (h + 1) // 2, (w + 1) // 2
-        peak = max(peak, depth_width * h * w)
-    return peak
+    """Elements of the largest feature map of one image: the stem conv's output or a unit's."""
+    conv, sides = _stem_sides(spec, height, width)
+    stem = spec.stem_width * conv[0] * conv[1]
+    adapter = spec.widths[0] * sides[0] * sides[1] if spec.stem_adapter else 0
+    return max([stem, adapter, *_unit_maps(spec, height, width)])
 
 
 def total_activation(spec: Any, height: int, width: int) -> int:
-    """Elements of every binary conv's output for one image (what backward keeps)."""
-    h, w = height, width
-    if spec.stem == "imagenet":
-        h, w = (h + 3) // 4, (w + 3) // 4
-    total = spec.stem_width * h * w
-    per_block = spec.block_convs if spec.family == "resnet" else 1
-    for depth, width_, stride in zip(spec.depths, spec.widths, spec.strides, strict=True):
-        if stride == 2:
-            h, w = (h + 1) // 2, (w + 1) // 2
-        total += depth * per_block * width_ * h * w
-    return total
+    """Elements of the stem's and every binary unit's output for one image (what backward
+    keeps)."""
+    _, sides = _stem_sides(spec, height, width)
+    stem = (spec.widths[0] if spec.stem_adapter else spec.stem_width) * sides[0] * sides[1]
+    return stem + sum(_unit_maps(spec, height, width))
 
 
 def estimate_bytes(

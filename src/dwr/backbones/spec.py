@@ -42,6 +42,13 @@ _STEM_SIZE = {
     "imagenet": lambda h: ((h - 1) // 2) // 2 + 1,
     "mobilenet": lambda h: (h - 1) // 2 + 1,
 }
+
+
+def stem_side(stem: str, side: int) -> int:
+    """The side of a ``stem``'s output for an input side ``side``."""
+    return _STEM_SIZE[stem](side)
+
+
 SHORTCUTS = ("conv", "zero_pad", "avgpool_conv")
 METHODS = ("irnet", "bireal", "reactnet", "bnn")
 #: Widths beyond this are a typo or an absurd reshaping factor, not a network.
@@ -139,7 +146,7 @@ class BackboneSpec:
 
         if min(height, width) < 1:
             raise DwrError(f"input size must be positive, got {height}x{width}")
-        size = [_STEM_SIZE[self.stem](h) for h in (height, width)]
+        size = [stem_side(self.stem, h) for h in (height, width)]
         for stage in stage_units(self):
             for unit in stage:
                 size = [unit.out_size(h) for h in size]
