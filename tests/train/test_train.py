@@ -53,6 +53,22 @@ def test_train_writes_everything_and_eval_cli_agrees(tmp_path, digits, tiny, cap
         train(other, digits, out, overrides={**FAST, "epochs": 3}, resume=True, quiet=True)
 
 
+def test_the_reported_epoch_is_never_chosen_on_the_test_split(tmp_path, tiny):
+    """With a validation split the best validation epoch is reported; without one, every
+    per-epoch number is a test number, so the last epoch is reported instead of the best."""
+    from dwr.data import load_dataset
+
+    cfg = {"epochs": 3, "batch_size": 32, "train_batches": 6}
+    plain = train(tiny(), load_dataset("digits"), tmp_path / "a", overrides=cfg, quiet=True)
+    assert plain["selected_on"] == "last epoch" and plain["checkpoint"].endswith("last.ckpt")
+    held = load_dataset("digits", val_fraction=0.1)
+    result = train(tiny(), held, tmp_path / "b", overrides=cfg, quiet=True)
+    assert result["selected_on"] == "val" and result["checkpoint"].endswith("best.ckpt")
+    rows = list(csv.DictReader(open(tmp_path / "b" / "metrics.csv")))
+    best = max(rows, key=lambda r: float(r["val_top1"]))  # the first of equal epochs
+    assert result["best_epoch"] == int(best["epoch"])
+
+
 def test_learning_happens(tmp_path, digits, tiny):
     cfg = {"epochs": 3, "batch_size": 32, "train_batches": 20}
     result = train(tiny(float=True), digits, tmp_path, overrides=cfg, quiet=True)

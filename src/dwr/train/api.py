@@ -1,7 +1,10 @@
 """``train``, ``evaluate``: the Python API behind ``dwr train`` and ``dwr eval``.
 
 Layout of ``out_dir``: ``last.ckpt``, ``best.ckpt`` (highest validation top-1), ``metrics.csv``
-and, when training finished, ``result.json``. Two-step recipes train step 1 in
+and, when training finished, ``result.json``. The reported test top-1 is ``best.ckpt``'s when
+the data has a ``val`` split and ``last.ckpt``'s otherwise: without a validation split the
+per-epoch numbers are test numbers, and picking an epoch on them would report the test split's
+best case. Two-step recipes train step 1 in
 ``out_dir/step1``; a teacher given by model name is trained first in ``out_dir/teacher``.
 """
 
@@ -294,7 +297,7 @@ def _resolve_teacher(
         )
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.barrier()
-        net = load_checkpoint(tdir / "best.ckpt")
+        net = load_checkpoint(selected_checkpoint(tdir, data))
     else:
         raise DwrError(
             f"teacher {str(teacher)!r} is neither a checkpoint file nor a registered model; "
@@ -309,6 +312,13 @@ def _resolve_teacher(
     for p in net.parameters():
         p.requires_grad_(False)
     return net.eval()
+
+
+def selected_checkpoint(out: Path, data: DataBundle) -> Path:
+    """The checkpoint a finished run reports: the best validation epoch's, or, when ``data``
+    has no ``val`` split (so ``best.ckpt`` was chosen on test), the last epoch's."""
+    best = out / "best.ckpt"
+    return best if "val" in data.splits and best.exists() else out / "last.ckpt"
 
 
 def train(
@@ -412,8 +422,7 @@ def _train(
     )
     if not is_zero:
         return {}
-    best = out / "best.ckpt"
-    chosen = best if best.exists() else out / "last.ckpt"
+    chosen = selected_checkpoint(out, data)
     last_meta = read_checkpoint(out / "last.ckpt")
     history = last_meta.get("callbacks", {}).get("EpochCheckpoint", {})
     net = load_checkpoint(chosen, spec=spec)
@@ -424,7 +433,7 @@ def _train(
         "checkpoint": str(chosen),
         "last_checkpoint": str(out / "last.ckpt"),
         "best_epoch": history.get("best_epoch"),
-        "selected_on": "val" if "val" in data.splits else "test",
+        "selected_on": "val" if chosen.name == "best.ckpt" else "last epoch",
         "model": spec.name,
         "binary": spec.binary,
         "dataset": data.name,
