@@ -69,9 +69,27 @@ def test_crash_leaves_no_report_and_resume_skips(finished_run):
     out, first, crashed, second, report, third, again = finished_run
     assert first == ["original", "naive", "pretrain"]
     assert crashed == {"report": False, "done": ["naive", "original", "pretrain"]}
-    assert second == ["dwr"]  # finished stages skipped
+    # finished stages skipped; at the default eps the clustering merged nothing here, so the
+    # pruned spec is the naive network and its run is reused instead of trained again
+    assert report["dwr_same_as_naive"] and second == []
+    assert report["prune"]["raw_widths"] == report["prune"]["from_widths"]
+    assert json.loads((out / "dwr" / "done.json").read_text())["same_as"] == "naive"
+    _, naive, dwr = report["rows"]
+    assert (dwr["widths"], dwr["top1"]) == (naive["widths"], naive["top1"])
+    assert "reuses its run" in (out / "report.md").read_text()
     assert third == []
     assert again["rows"] == report["rows"]
+
+
+def test_a_reshaped_clustering_is_trained(tmp_path, small_digits):
+    """eps bisected to the budget merges channels unevenly, so the widths' proportions change
+    (here [5, 12, 28] against naive's [6, 11, 22]): that spec is trained."""
+    kwargs = dict(data=small_digits, epochs=1, pretrain_epochs=1, samples=32, quiet=True)
+    report = run_pipeline(TINY, out_dir=tmp_path, eps=None, **kwargs)
+    assert not report["dwr_same_as_naive"]
+    assert report["rows"][2]["widths"] != report["rows"][1]["widths"]
+    assert (tmp_path / "dwr" / "last.ckpt").is_file()
+    assert "same_as" not in json.loads((tmp_path / "dwr" / "done.json").read_text())
 
 
 def test_report_rows_and_budget(finished_run):
@@ -156,7 +174,7 @@ def test_cli_run_bad_input(tmp_path, capsys, extra, needle):
 
 def test_failed_resume_removes_the_stale_report(finished_run, small_digits, monkeypatch):
     out = finished_run[0]
-    (out / "dwr" / "done.json").unlink()  # the last stage must run again ...
+    (out / "naive" / "done.json").unlink()  # a training stage must run again ...
     train_mod = importlib.import_module("dwr.train")
 
     def crash(*a, **k):

@@ -338,7 +338,15 @@ def run_pipeline(
         prune_fn,
     )
     dwr_spec = BackboneSpec.from_dict(done["prune"]["spec"])
-    done["dwr"] = stage("dwr", describe(dwr_spec, epochs), trainer(dwr_spec, "dwr", epochs))
+    same_as_naive = dwr_spec.replace(name=naive.name) == naive
+    if same_as_naive:  # the same network, recipe and seed: its training would repeat naive's
+        done["dwr"] = stage(
+            "dwr",
+            f"{dwr_spec.name} is the naive network {list(naive.widths)}: its run is reused",
+            lambda: {**done["naive"], "same_as": "naive"},
+        )
+    else:
+        done["dwr"] = stage("dwr", describe(dwr_spec, epochs), trainer(dwr_spec, "dwr", epochs))
 
     rows = [
         _row("original", original, size, done["original"]["top1"]),
@@ -369,6 +377,7 @@ def run_pipeline(
         "budget_metric": budget_metric,
         "budget": budget,
         "dwr_vs_budget": dwr_cost / budget,
+        "dwr_same_as_naive": same_as_naive,
         "within_budget": dwr_cost <= budget * (1 + TOLERANCE)  # latency is a ceiling
         if budget_metric == "latency"
         else abs(dwr_cost / budget - 1) <= TOLERANCE,

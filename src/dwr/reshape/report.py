@@ -56,6 +56,14 @@ def markdown(report: dict[str, Any]) -> str:
     )
     if (report.get("cluster") or {}).get("eps") is not None:  # a fixed eps: widths by share
         how = f"these widths were scaled by {p['width_scale']:.4f} to the budget"
+    if p["raw_widths"] == p["from_widths"]:
+        how += (
+            ". DBSCAN merged no channels at this eps, so the widths keep the pre-trained "
+            "network's proportions; a larger `--eps`, or `--eps-scale stage --eps auto`, lets "
+            "the clustering reallocate them"
+        )
+    if report.get("dwr_same_as_naive"):
+        how += ". The result is the `naive` network itself, so the `dwr` row reuses its run"
     lines += [
         "",
         f"Pruning: the pre-trained network (widths {p['from_widths']}, "
