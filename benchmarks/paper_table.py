@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from dwr import search_defaults as D
+from dwr.errors import RunInUseError
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10-5k" / "cifar-10-batches-py"
@@ -318,7 +319,8 @@ def teacher_for(model: str, data, args, out: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     """One job (its backbones, methods and seeds) at a time per ``--out``: a second process
     running the same job there exits 2 naming the first's pid. Parallel jobs with other
-    backbones, methods or seeds share ``--out``; every run directory has its own lock."""
+    backbones, methods or seeds share ``--out``; every run directory has its own lock, and a job
+    that finds a run locked by another skips it and goes on with the rest."""
     from dwr.files import run_lock
 
     args = parse_args(argv)
@@ -335,7 +337,6 @@ def _train_table(args: argparse.Namespace) -> int:
     import torch
 
     import dwr
-    from dwr.cost import count_cost
     from dwr.data import load_dataset
 
     for model in args.models:  # an unknown name fails now, not after loading the data
@@ -353,51 +354,83 @@ def _train_table(args: argparse.Namespace) -> int:
     lat_cache: dict[str, float | None] = {}
     specs = {m: row_specs(m, args, data, args.out) for m in args.models}
     teachers: dict[str, Path] = {}
+    held: list[Path] = []
+    for model, row, method, seed in pending_runs(args, specs):
+        run_dir = args.out / model / row / method / f"seed{seed}"
+        if method == "two-step" and model not in teachers:
+            teachers[model] = teacher_for(model, data, args, args.out)
+        print(f"[{time.strftime('%H:%M:%S')}] {model} {row} {method} seed {seed}", flush=True)
+        try:
+            result = train_run(
+                specs[model][row], data, run_dir, method, seed, args, teachers.get(model)
+            )
+        except RunInUseError:  # a parallel job is training this one: go on with the rest
+            print("    held by another job; skipped", flush=True)
+            held.append(run_dir)
+            continue
+        info = table_row(model, row, method, seed, specs[model][row], result, run_dir, args)
+        save_json(
+            run_dir / "table_row.json",
+            {**info, "latency_ms": latency_ms(specs[model][row], lat_cache)},
+        )
+        save_json(job_path(args), job_meta(args, time.time() - start))
+        publish(args)
+        print(f"    top1 {info['top1']:.2f}", flush=True)
+    if held:
+        print(
+            f"{len(held)} runs were held by other jobs and skipped; once those finish, run this "
+            "command again to fill any gaps (finished runs are skipped)",
+            flush=True,
+        )
+    return 0
+
+
+def pending_runs(args: argparse.Namespace, specs: dict[str, dict[str, Any]]):
+    """(model, row, method, seed) of every run without a ``table_row.json``, method- then
+    seed-major, so an interrupted table still has every row for its early seeds."""
     seeds = args.only_seeds if args.only_seeds is not None else range(args.seeds)
-    # method- then seed-major order: an interrupted table still has every row for early seeds
     for method in args.methods:
         for seed in seeds:
             for model in args.models:
-                for row, spec in specs[model].items():
-                    run_dir = args.out / model / row / method / f"seed{seed}"
-                    if (run_dir / "table_row.json").exists():
-                        continue
-                    if method == "two-step" and model not in teachers:
-                        teachers[model] = teacher_for(model, data, args, args.out)
-                    print(
-                        f"[{time.strftime('%H:%M:%S')}] {model} {row} {method} seed {seed}",
-                        flush=True,
-                    )
-                    result = train_run(spec, data, run_dir, method, seed, args, teachers.get(model))
-                    top1 = float(result["top1"])
-                    cost = count_cost(spec)
-                    save_json(
-                        run_dir / "table_row.json",
-                        {
-                            "model": model,
-                            "row": row,
-                            "method": method,
-                            "seed": seed,
-                            "top1": top1,
-                            "val_top1": best_val_top1(run_dir),
-                            "depths": list(spec.depths),
-                            "widths": list(spec.widths),
-                            "bops": cost.bops,
-                            "flops": cost.flops,
-                            "ops": cost.ops,
-                            "params": cost.params,
-                            "activations": cost.activations,
-                            "latency_ms": latency_ms(spec, lat_cache),
-                            "schedule": method_schedule(args, method),
-                            "trained_on": machine(),
-                            "train_seconds": result.get("seconds"),
-                            **({"search": search_config(args)} if row == args.dwr_row else {}),
-                        },
-                    )
-                    save_json(job_path(args), job_meta(args, time.time() - start))
-                    publish(args)
-                    print(f"    top1 {top1:.2f}", flush=True)
-    return 0
+                for row in specs[model]:
+                    done = args.out / model / row / method / f"seed{seed}" / "table_row.json"
+                    if not done.exists():
+                        yield model, row, method, seed
+
+
+def table_row(
+    model: str,
+    row: str,
+    method: str,
+    seed: int,
+    spec,
+    result: dict[str, Any],
+    run_dir: Path,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """What ``table_row.json`` records of one finished run (but its latency)."""
+    from dwr.cost import count_cost
+
+    cost = count_cost(spec)
+    return {
+        "model": model,
+        "row": row,
+        "method": method,
+        "seed": seed,
+        "top1": float(result["top1"]),
+        "val_top1": best_val_top1(run_dir),
+        "depths": list(spec.depths),
+        "widths": list(spec.widths),
+        "bops": cost.bops,
+        "flops": cost.flops,
+        "ops": cost.ops,
+        "params": cost.params,
+        "activations": cost.activations,
+        "schedule": method_schedule(args, method),
+        "trained_on": machine(),
+        "train_seconds": result.get("seconds"),
+        **({"search": search_config(args)} if row == args.dwr_row else {}),
+    }
 
 
 def remeasure_latency(args: argparse.Namespace, passes: int = 3) -> None:

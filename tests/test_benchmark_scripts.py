@@ -84,3 +84,33 @@ def test_paper_table_imports_published_runs_and_reads_validation(tmp_path):
     assert pt.best_val_top1(tmp_path) is None
     args = pt.parse_args(["--eps", "0.021", "--min-samples", "5", "--cluster-on", "conv"])
     assert pt.search_config(args)["eps"] == 0.021 and pt.search_config(args)["min_samples"] == 5
+
+
+def test_paper_table_skips_a_run_another_job_holds(tmp_path, monkeypatch, capsys):
+    """Parallel jobs on one --out may reach the same run: the one that finds it locked goes
+    on with its other runs instead of stopping, and says what it skipped."""
+    import dwr
+    import dwr.data
+    from dwr.errors import RunInUseError
+
+    pt = load_benchmark("paper_table")
+    spec = dwr.get_spec("resnet20_cifar")
+    monkeypatch.setattr(dwr.data, "load_dataset", lambda *a, **k: object())
+    monkeypatch.setattr(pt, "row_specs", lambda *a: {"original": spec, "naive_s2": spec})
+    monkeypatch.setattr(pt, "latency_ms", lambda *a: None)
+
+    def train_run(spec, data, run_dir, method, seed, args, teacher):
+        if run_dir.parts[-3] == "original":
+            raise RunInUseError(f"{run_dir} is in use by another dwr process (pid 1)")
+        return {"top1": 50.0, "seconds": 1.0}
+
+    monkeypatch.setattr(pt, "train_run", train_run)
+    out, docs = tmp_path / "runs", tmp_path / "docs"
+    argv = ["--models", "resnet20_cifar", "--methods", "one-step", "--seeds", "2"]
+    assert pt.main([*argv, "--out", str(out), "--docs", str(docs)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("held by another job; skipped") == 2
+    assert "2 runs were held by other jobs" in printed
+    done = sorted(p.parts[-4] + "/" + p.parts[-2] for p in out.glob("**/table_row.json"))
+    assert done == ["naive_s2/seed0", "naive_s2/seed1"]
+    assert json.loads((docs / "results.json").read_text())["runs"][0]["top1"] == 50.0

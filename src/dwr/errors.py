@@ -28,6 +28,10 @@ class DwrError(ValueError):
         super().__init__(*args)
 
 
+class RunInUseError(DwrError):
+    """Another process holds the lock of this run's directory (it is training it now)."""
+
+
 class DwrWarning(UserWarning):
     """Something the user should know that is not an error (e.g. an unverified checkpoint);
     the CLI prints it as one ``dwr: warning: ...`` line."""

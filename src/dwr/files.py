@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from dwr.errors import DwrError
+from dwr.errors import DwrError, RunInUseError
 
 #: The lock file inside a run directory.
 LOCK_NAME = ".lock"
@@ -175,7 +175,7 @@ def _acquire(d: Path, lock_path: Path) -> int:
         except OSError as exc:
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise DwrError(
+                raise RunInUseError(
                     f"{d} is in use by another dwr process ({_holder(lock_path)}); wait for it "
                     "to finish or choose another --out"
                 ) from None
