@@ -325,7 +325,10 @@ NB_MODULE(_kernels, m) {
     nb::gil_scoped_release release;
     dwr::set_num_threads(n);
   });
-  m.def("get_num_threads", &dwr::get_num_threads);
+  m.def("get_num_threads", &dwr::get_num_threads,
+        "The pool's threads, or 1 on a thread in serial mode.");
+  m.def("set_thread_serial", &dwr::set_thread_serial, "on"_a,
+        "While on, this thread runs every kernel's tasks itself (one image per caller thread).");
   m.def(
       "check_pool",
       [](int jobs, int max_tasks) {

@@ -148,9 +148,18 @@ Pool& pool() {
 
 }  // namespace
 
+static thread_local bool t_serial = false;  // see set_thread_serial
+
 void set_num_threads(int n) { pool().resize(n); }
-int get_num_threads() { return pool().size(); }
-void parallel_for(int n_tasks, const std::function<void(int)>& fn) { pool().run(n_tasks, fn); }
+int get_num_threads() { return t_serial ? 1 : pool().size(); }
+void set_thread_serial(bool on) { t_serial = on; }
+void parallel_for(int n_tasks, const std::function<void(int)>& fn) {
+  if (t_serial) {
+    for (int t = 0; t < n_tasks; ++t) fn(t);
+    return;
+  }
+  pool().run(n_tasks, fn);
+}
 
 long long check_pool(int jobs, int max_tasks) {
   max_tasks = std::max(1, max_tasks);
