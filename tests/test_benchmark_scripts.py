@@ -114,3 +114,20 @@ def test_paper_table_skips_a_run_another_job_holds(tmp_path, monkeypatch, capsys
     done = sorted(p.parts[-4] + "/" + p.parts[-2] for p in out.glob("**/table_row.json"))
     assert done == ["naive_s2/seed0", "naive_s2/seed1"]
     assert json.loads((docs / "results.json").read_text())["runs"][0]["top1"] == 50.0
+
+
+def test_batch_split_benchmark_times_both_splits(tmp_path, monkeypatch, capsys):
+    """One tiny case, two rounds: both splits timed in each, ratios per round, one JSON."""
+    bs = load_benchmark("batch_split")
+    monkeypatch.setattr(bs, "CASES", (("resnet20_cifar", 4),))
+    assert bs.main(["--threads", "1"]) == 2
+    assert "needs --threads >= 2" in capsys.readouterr().err
+    try:
+        assert bs.main(["--threads", "2", "--rounds", "2", "--out", str(tmp_path / "b.json")]) == 0
+    finally:
+        bs.set_num_threads(1)
+    case = json.loads((tmp_path / "b.json").read_text())["cases"][0]
+    assert case["model"] == "resnet20_cifar" and case["batch"] == 4 and case["chunk"] >= 1
+    r = case["ratio_pixels_over_images"]
+    assert 0 < r["min"] <= r["median"] <= r["max"]
+    assert "pixels/images" in capsys.readouterr().out
