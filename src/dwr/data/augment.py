@@ -4,6 +4,9 @@
   an independent random offset per image (the CIFAR "random crop with 4-pixel padding").
 - :func:`random_flip`: mirror each image horizontally with probability 1/2.
 - :func:`normalize`: ``(x / 255 - mean) / std`` per channel, returned as float32.
+
+Each runs on the device that holds ``x`` (a CUDA generator for CUDA tensors), so the same
+code augments CPU batches and a training split that lives on the GPU.
 """
 
 from __future__ import annotations
@@ -20,24 +23,25 @@ def random_crop(
     if pad <= 0:
         return x
     n, _, h, w = x.shape
+    dev = x.device
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
-    oy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    ox = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    rows = (oy[:, None] + torch.arange(h))[:, :, None]  # (N, H, 1)
-    cols = (ox[:, None] + torch.arange(w))[:, None, :]  # (N, 1, W)
-    batch = torch.arange(n)[:, None, None]
+    oy = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=dev)
+    ox = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=dev)
+    rows = (oy[:, None] + torch.arange(h, device=dev))[:, :, None]  # (N, H, 1)
+    cols = (ox[:, None] + torch.arange(w, device=dev))[:, None, :]  # (N, 1, W)
+    batch = torch.arange(n, device=dev)[:, None, None]
     # Advanced indexing on (N, H', W', C) picks out[n, i, j] = padded[n, oy+i, ox+j].
     return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2).contiguous()
 
 
 def random_flip(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Mirror each image of ``x`` (N, C, H, W) left-right with probability 1/2."""
-    flip = torch.rand(x.shape[0], generator=generator) < 0.5
+    flip = torch.rand(x.shape[0], generator=generator, device=x.device) < 0.5
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
 def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """``(x / 255 - mean) / std`` for a uint8 batch; float32 out."""
-    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
     return (x.float().div_(255.0) - m) / s

@@ -6,6 +6,9 @@ Two kinds of split exist:
   gathered by index and augmented as a whole in the ``collate_fn`` (see :mod:`dwr.data.augment`).
 - :class:`FileSplit`: image files decoded by Pillow in DataLoader workers (ImageFolder).
 
+A tensor split can also be uploaded to the training device once and served from there
+(:meth:`DataBundle.device_loader`), which is how GPU training keeps the GPU busy.
+
 Loaders are plain :class:`torch.utils.data.DataLoader` objects, so Lightning can swap in a
 ``DistributedSampler`` under DDP.
 """
@@ -21,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from dwr.data.augment import normalize, random_crop, random_flip
+from dwr.data.device_loader import DeviceBatches
 from dwr.errors import DwrError
 
 SPLITS = ("train", "val", "test")
@@ -102,6 +106,9 @@ class DataBundle:
     std: tuple[float, ...]
     augment: dict[str, Any] = field(default_factory=dict)
     root: str | None = None
+    _uploaded: dict[tuple[str, str, int], tuple[torch.Tensor, torch.Tensor]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def _split(self, split: str):
         if split not in SPLITS:
@@ -163,6 +170,53 @@ class DataBundle:
             drop_last=drop_last,
             num_workers=workers,
             persistent_workers=workers > 0,
+        )
+
+    def on_device(self, split: str) -> bool:
+        """Whether ``split`` can be served by :meth:`device_loader` (it is held in memory)."""
+        return split in self.splits and isinstance(self.splits[split], TensorSplit)
+
+    def device_loader(
+        self,
+        split: str,
+        batch_size: int,
+        device: torch.device | str,
+        *,
+        seed: int = 0,
+        start_epoch: int = 0,
+        channels_last: bool = False,
+    ) -> DeviceBatches:
+        """Batches of ``split`` gathered and augmented on ``device``, where the split is
+        uploaded once (see :mod:`dwr.data.device_loader`). Training splits are shuffled,
+        augmented and drop their last partial batch; other splits are served in order.
+        ``start_epoch`` is the epoch the first pass draws (a resumed run's next epoch)."""
+        data = self._split(split)
+        if not isinstance(data, TensorSplit):
+            raise DwrError(
+                f"the {split!r} split of {self.name!r} is read from files; only in-memory data "
+                "sets (digits, CIFAR) can live on the device"
+            )
+        if batch_size < 1:
+            raise DwrError(f"batch_size must be >= 1, got {batch_size}")
+        key = (split, str(torch.device(device)), id(data))
+        if key not in self._uploaded:
+            self._uploaded[key] = (data.images.to(device), data.labels.to(device))
+        images, labels = self._uploaded[key]
+        train = split == "train"
+        return DeviceBatches(
+            images,
+            labels,
+            batch_size,
+            self.mean,
+            self.std,
+            shuffle=train,
+            augment=train,
+            pad=int(self.augment.get("pad", 0)),
+            flip=bool(self.augment.get("flip", False)),
+            drop_last=train and len(data) >= batch_size,
+            seed=seed,
+            start_epoch=start_epoch,
+            channels_last=channels_last,
         )
 
     def sample(self, n: int, split: str = "train", seed: int = 0) -> torch.Tensor:

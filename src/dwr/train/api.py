@@ -55,7 +55,8 @@ _NOISY_WARNINGS = (
 def evaluate(
     model: nn.Module, data: DataBundle, split: str = "test", batch_size: int = 256
 ) -> dict[str, float]:
-    """Top-1 and top-5 accuracy (percent) of ``model`` on a split, without augmentation."""
+    """Top-1 and top-5 accuracy (percent) of ``model`` on a split, without augmentation, in
+    float32 on the model's device (an in-memory split is uploaded there once)."""
     was_training = model.training
     model.eval()
     try:
@@ -63,7 +64,11 @@ def evaluate(
     except StopIteration:
         device = torch.device("cpu")
     c1 = c5 = n = 0
-    for x, y in data.loader(split, batch_size, shuffle=False, augment=False):
+    if device.type != "cpu" and data.on_device(split):
+        batches = data.device_loader(split, batch_size, device)
+    else:
+        batches = data.loader(split, batch_size, shuffle=False, augment=False)
+    for x, y in batches:
         logits = model(x.to(device))
         a, b = topk_correct(logits, y.to(device))
         c1, c5, n = c1 + a, c5 + b, n + int(y.shape[0])
@@ -191,7 +196,7 @@ def _fit_phase(
 
     out.mkdir(parents=True, exist_ok=True)
     last = out / "last.ckpt"
-    ckpt_path = None
+    ckpt_path, start_epoch = None, 0
     if resume and last.exists():
         meta = read_checkpoint(last)["dwr"]
         saved = BackboneSpec.from_dict(meta["spec"])
@@ -202,7 +207,7 @@ def _fit_phase(
             )
         if meta.get("epoch", 0) >= cfg["epochs"]:
             return int(os.environ.get("RANK", "0")) == 0, int(os.environ.get("WORLD_SIZE", "1"))
-        ckpt_path = str(last)
+        ckpt_path, start_epoch = str(last), int(meta.get("epoch", 0))
     pl.seed_everything(seed, workers=True, verbose=False)
     model = build(spec)
     set_real_weights(model, real_weights)
@@ -219,11 +224,15 @@ def _fit_phase(
         "mean": [float(v) for v in data.mean],
         "std": [float(v) for v in data.std],
     }
+    device = data_device(cfg, data, trainer_kwargs)
+    if device is not None and device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
     module = BnnModule(model, cfg, weight_decay, meta, teacher)
     val_split = "val" if "val" in data.splits else "test"
     callbacks: list[Any] = [EpochCheckpoint(out)]
     if not quiet:
-        callbacks.append(ProgressBar())
+        # on an accelerator every refresh waits for the device: refresh every 25 steps there
+        callbacks.append(ProgressBar(refresh_rate=1 if device is None else 25))
     with _lightning_output(quiet):
         trainer = _trainer(
             max_epochs=cfg["epochs"],
@@ -238,14 +247,15 @@ def _fit_phase(
             default_root_dir=str(out),
             log_every_n_steps=1,
             limit_train_batches=cfg["train_batches"] or None,
+            precision=trainer_precision(cfg, trainer_kwargs),
             **trainer_kwargs,
         )
-        workers = cfg["workers"]
+        train_loader, val_loader = _loaders(data, cfg, val_split, device, seed, start_epoch)
         try:
             trainer.fit(
                 module,
-                train_dataloaders=data.loader("train", cfg["batch_size"], workers=workers),
-                val_dataloaders=data.loader(val_split, cfg["eval_batch_size"], workers=workers),
+                train_dataloaders=train_loader,
+                val_dataloaders=val_loader,
                 ckpt_path=ckpt_path,
             )
         except NonFiniteLoss as exc:
@@ -259,6 +269,72 @@ def _fit_phase(
     if trainer.interrupted:
         raise KeyboardInterrupt
     return trainer.is_global_zero, trainer.world_size
+
+
+def _uses_cuda(trainer_kwargs: dict[str, Any]) -> bool:
+    accelerator = trainer_kwargs.get("accelerator", "auto")
+    if accelerator in ("gpu", "cuda"):
+        return True
+    return accelerator == "auto" and torch.cuda.is_available()
+
+
+def trainer_precision(cfg: dict[str, Any], trainer_kwargs: dict[str, Any]) -> str:
+    """Lightning's precision for the recipe's ``precision``: ``auto`` is bf16 autocast on
+    CUDA (BNN training loses nothing to it: every binarised tensor is exact in bf16) and
+    float32 elsewhere, where autocast would only slow the step down."""
+    choice = cfg.get("precision", "auto")
+    if choice == "auto":
+        return "bf16-mixed" if _uses_cuda(trainer_kwargs) else "32-true"
+    return "32-true" if choice == "32" else choice
+
+
+def data_device(
+    cfg: dict[str, Any], data: DataBundle, trainer_kwargs: dict[str, Any]
+) -> torch.device | None:
+    """The device the training data should live on, or None for the DataLoader path.
+
+    ``data_on_device: auto`` moves in-memory splits to the GPU when training runs on one
+    CUDA device; ``on`` forces the same path wherever training runs (the CPU too), ``off``
+    never takes it. Several devices keep DataLoaders, which DDP shards per process.
+    """
+    choice = cfg.get("data_on_device", "auto")
+    single = (
+        str(trainer_kwargs.get("devices", 1)) == "1"
+        and trainer_kwargs.get("num_nodes", 1) == 1
+        and trainer_kwargs.get("strategy", "auto") == "auto"
+    )
+    if choice == "off" or not single or not data.on_device("train"):
+        return None
+    cuda = _uses_cuda(trainer_kwargs)
+    if choice == "auto" and not cuda:
+        return None
+    return torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
+
+
+def _loaders(
+    data: DataBundle,
+    cfg: dict[str, Any],
+    val_split: str,
+    device: torch.device | None,
+    seed: int,
+    start_epoch: int,
+):
+    """(train, validation) batches: served from ``device`` when given, else DataLoaders."""
+    if device is None:
+        workers = cfg["workers"]
+        return (
+            data.loader("train", cfg["batch_size"], workers=workers),
+            data.loader(val_split, cfg["eval_batch_size"], workers=workers),
+        )
+    cl = device.type == "cuda"
+    train = data.device_loader(
+        "train", cfg["batch_size"], device, seed=seed, start_epoch=start_epoch, channels_last=cl
+    )
+    if data.on_device(val_split):
+        val = data.device_loader(val_split, cfg["eval_batch_size"], device, channels_last=cl)
+    else:
+        val = data.loader(val_split, cfg["eval_batch_size"], workers=cfg["workers"])
+    return train, val
 
 
 def _resolve_teacher(
@@ -426,6 +502,8 @@ def _train(
     last_meta = read_checkpoint(out / "last.ckpt")
     history = last_meta.get("callbacks", {}).get("EpochCheckpoint", {})
     net = load_checkpoint(chosen, spec=spec)
+    if _uses_cuda(trainer_kwargs):
+        net = net.cuda()
     metrics = evaluate(net, data, "test", cfg["eval_batch_size"])
     result = {
         **metrics,

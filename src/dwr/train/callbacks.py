@@ -91,8 +91,8 @@ class ProgressBar(TQDMProgressBar):
     """TQDM bar on stderr (stdout stays for results) that keeps one line per epoch:
     epoch, loss, accuracy, images/s and validation top-1."""
 
-    def __init__(self) -> None:
-        super().__init__(leave=True)
+    def __init__(self, refresh_rate: int = 1) -> None:
+        super().__init__(refresh_rate=refresh_rate, leave=True)
 
     def init_train_tqdm(self) -> Tqdm:
         return Tqdm(

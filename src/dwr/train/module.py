@@ -1,4 +1,9 @@
-"""The Lightning module: a thin wrapper that wires a backbone to the losses and the recipe."""
+"""The Lightning module: a thin wrapper that wires a backbone to the losses and the recipe.
+
+On an accelerator nothing in a training step waits for the device: the non-finite-loss check
+is accumulated there and read every :data:`CHECK_EVERY` steps and at the end of an epoch
+(on the CPU it is read every step, as reading costs nothing there).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,9 @@ from torch import nn
 from dwr.train.checkpoint import FORMAT, rng_state, set_rng_state
 from dwr.train.losses import topk_correct, training_loss
 from dwr.train.optim import make_optimizer, make_scheduler
+
+#: Steps between two reads of the non-finite-loss flag on an accelerator.
+CHECK_EVERY = 50
 
 
 class NonFiniteLoss(RuntimeError):
@@ -35,9 +43,15 @@ class BnnModule(pl.LightningModule):
         self.cfg, self.weight_decay, self.meta = cfg, weight_decay, meta
         # Kept out of the module tree: not trained, not saved, not wrapped by DDP.
         self.__dict__["teacher"] = teacher
-        self.__dict__["_forward"] = torch.compile(model) if cfg.get("compile") else model
+        self.__dict__["_forward"] = (
+            torch.compile(model, mode=cfg.get("compile_mode", "default"))
+            if cfg.get("compile")
+            else model
+        )
         self._t_last: float | None = None
         self._ips: float | None = None
+        self._bad: torch.Tensor | None = None  # any non-finite loss since the last read
+        self._checked_step = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._forward(x)
@@ -56,10 +70,7 @@ class BnnModule(pl.LightningModule):
         loss = training_loss(
             logits, y, t_logits, self.cfg["label_smoothing"], self.cfg["distill_weight"]
         )
-        if not torch.isfinite(loss):
-            raise NonFiniteLoss(
-                f"loss became {loss.item()} at epoch {self.current_epoch + 1}, step {batch_idx + 1}"
-            )
+        self._watch_loss(loss.detach(), batch_idx)
         acc = (logits.argmax(1) == y).float().mean() * 100
         n = x.shape[0]
         self.log("loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=False)
@@ -67,6 +78,35 @@ class BnnModule(pl.LightningModule):
         self.log("acc", acc, prog_bar=True, on_step=True, on_epoch=False)
         self.log("train_acc", acc, on_step=False, on_epoch=True, batch_size=n)
         return loss
+
+    def _watch_loss(self, loss: torch.Tensor, batch_idx: int) -> None:
+        """Raise :class:`NonFiniteLoss` once a non-finite loss is seen (at once on the CPU,
+        within :data:`CHECK_EVERY` steps on an accelerator, where a read waits for the device)."""
+        bad = ~torch.isfinite(loss)
+        if loss.device.type == "cpu":
+            if bad:
+                raise NonFiniteLoss(
+                    f"loss became {loss.item()} at epoch {self.current_epoch + 1}, "
+                    f"step {batch_idx + 1}"
+                )
+            return
+        self._bad = bad if self._bad is None else self._bad | bad
+        if (batch_idx + 1) % CHECK_EVERY == 0:
+            self._read_flag(batch_idx + 1)
+
+    def _read_flag(self, step: int) -> None:
+        first, self._checked_step = self._checked_step + 1, step
+        if self._bad is not None and bool(self._bad):
+            self._bad = None
+            raise NonFiniteLoss(
+                f"loss became non-finite at epoch {self.current_epoch + 1}, "
+                f"between steps {first} and {step}"
+            )
+
+    def on_train_epoch_end(self) -> None:
+        if self._bad is not None:
+            self._read_flag(self.trainer.num_training_batches)
+        self._checked_step = 0
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         now = time.perf_counter()
@@ -88,7 +128,8 @@ class BnnModule(pl.LightningModule):
         self.log("val_top5", 100.0 * c5 / n, batch_size=n, sync_dist=True)
 
     def configure_optimizers(self):
-        opt = make_optimizer(self.model, self.cfg, self.weight_decay)
+        fused = next(self.model.parameters()).is_cuda  # one kernel per step, not one per tensor
+        opt = make_optimizer(self.model, self.cfg, self.weight_decay, fused=fused)
         total = int(self.trainer.estimated_stepping_batches)
         per_epoch = max(1, math.ceil(total / max(1, self.trainer.max_epochs or 1)))
         sched = make_scheduler(opt, self.cfg, total, per_epoch)

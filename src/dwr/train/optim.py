@@ -27,11 +27,15 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     return groups
 
 
-def make_optimizer(model: nn.Module, cfg: dict[str, Any], weight_decay: float):
+def make_optimizer(
+    model: nn.Module, cfg: dict[str, Any], weight_decay: float, fused: bool = False
+) -> torch.optim.Optimizer:
+    """The recipe's optimiser; ``fused`` (CUDA parameters) updates every tensor in one kernel."""
     groups = param_groups(model, weight_decay)
+    extra = {"fused": True} if fused else {}
     if cfg["optimizer"] == "adam":
-        return torch.optim.Adam(groups, lr=cfg["lr"])
-    return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=False)
+        return torch.optim.Adam(groups, lr=cfg["lr"], **extra)
+    return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=False, **extra)
 
 
 class LrFactor:

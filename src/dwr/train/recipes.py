@@ -41,6 +41,10 @@ BASE: dict[str, Any] = {
     "grad_clip": 0.0,  # clip the gradient norm; 0 disables
     "workers": 0,  # DataLoader worker processes
     "compile": False,  # torch.compile the model's forward
+    "compile_mode": "default",  # torch.compile mode: default | reduce-overhead | max-autotune
+    "precision": "auto",  # auto (bf16-mixed on CUDA, 32 elsewhere) | 32 | bf16-mixed | 16-mixed
+    # auto: on CUDA, in-memory training data lives on the GPU and is augmented there
+    "data_on_device": "auto",  # auto | on | off
 }
 
 RECIPES: dict[str, dict[str, Any]] = {
@@ -90,6 +94,9 @@ CHOICES = {
     "optimizer": ("sgd", "adam"),
     "schedule": ("cosine", "linear", "constant"),
     "steps": (1, 2),
+    "precision": ("auto", "32", "bf16-mixed", "16-mixed"),
+    "data_on_device": ("auto", "on", "off"),
+    "compile_mode": ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
 }
 
 
@@ -123,6 +130,8 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
                 pass
     elif isinstance(value, str):
         return value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:g}"  # --set precision=32 arrives from YAML as the number 32
     shown = repr(value) if isinstance(value, str | int | float | bool) else type(value).__name__
     raise DwrError(f"recipe key {key!r} must be a {type(default).__name__}, got {shown[:80]}")
 

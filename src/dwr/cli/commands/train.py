@@ -88,6 +88,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--workers", type=int_in(0, MAX_WORKERS, "workers"), help="DataLoader worker processes"
     )
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument(
+        "--precision",
+        choices=("auto", "32", "bf16-mixed", "16-mixed"),
+        help="training precision (default auto: bf16-mixed on CUDA, 32 elsewhere)",
+    )
     p.add_argument("--teacher", metavar="NAME|CKPT", help="distil from a real-valued teacher")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
     p.add_argument("--seed", type=seed_type, default=0)
@@ -121,6 +126,8 @@ def _overrides(args: argparse.Namespace) -> dict:
             out[key] = value
     if args.compile:
         out["compile"] = True
+    if args.precision is not None:
+        out["precision"] = args.precision
     return out
 
 
