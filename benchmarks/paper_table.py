@@ -23,7 +23,8 @@ with the checkpoint of the best *validation* epoch (nothing is picked on test).
 
 writes ``docs/results.json``, ``docs/results_table.md`` and ``docs/results.png`` (rebuilt after
 every run; ``--report-only`` rebuilds them from the JSON); ``docs/results.md`` discusses them.
-``benchmarks/paper_table_parallel.sh`` runs the same table as parallel jobs on a bigger machine.
+``--jobs N`` trains N runs at once, one process each (``benchmarks/table_jobs.py``): on a GPU
+box, for example ``--jobs 16 --schedule '{"optimizer": "adam", "lr": 5e-3}'``.
 """
 
 from __future__ import annotations
@@ -117,6 +118,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "paper_table")
     p.add_argument("--docs", type=Path, default=ROOT / "docs")
     p.add_argument("--threads", type=int, default=None, help="torch threads for training")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="train this many runs at once, one process each (a GPU box; see table_jobs.py)",
+    )
     p.add_argument("--report-only", action="store_true")
     p.add_argument(
         "--remeasure-latency",
@@ -142,10 +149,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def row_specs(model: str, args: argparse.Namespace, data, out: Path) -> dict[str, Any]:
     """The spec of every row of one backbone, all at the original's BOPs."""
     import dwr
+
+    rows = fixed_rows(model, args, data.num_classes)
+    if args.rows is None or args.dwr_row in args.rows:
+        original = dwr.get_spec(model, num_classes=data.num_classes)
+        rows[args.dwr_row] = dwr_spec(original, args, data, out / model / f"{args.dwr_row}_search")
+    return rows
+
+
+def row_names(model: str, args: argparse.Namespace) -> list[str]:
+    """The rows of one backbone that this job trains, in the table's order (no search run)."""
+    names = list(fixed_rows(model, args, 10))
+    if args.rows is None or args.dwr_row in args.rows:
+        names.append(args.dwr_row)
+    return names
+
+
+def fixed_rows(model: str, args: argparse.Namespace, num_classes: int) -> dict[str, Any]:
+    """The rows whose spec needs no search (``--rows`` applied)."""
+    import dwr
     from dwr.cost import count_cost
     from dwr.reshape import naive_reshape, scale_to_budget
 
-    original = dwr.get_spec(model, num_classes=data.num_classes)
+    original = dwr.get_spec(model, num_classes=num_classes)
     budget = count_cost(original).bops
     rows: dict[str, Any] = {"original": original}
     s2 = scale_to_budget(naive_reshape(original, 2), budget, "bops")
@@ -155,11 +181,9 @@ def row_specs(model: str, args: argparse.Namespace, data, out: Path) -> dict[str
         rows["naive_s3"] = scale_to_budget(s3, budget, "bops")
     authors = f"{model}_dwr"
     if authors in dwr.list_models():
-        rows["authors_dwr"] = dwr.get_spec(authors, num_classes=data.num_classes)
+        rows["authors_dwr"] = dwr.get_spec(authors, num_classes=num_classes)
     if args.rows is not None:
         rows = {k: v for k, v in rows.items() if k in args.rows}
-    if args.rows is None or args.dwr_row in args.rows:
-        rows[args.dwr_row] = dwr_spec(original, args, data, out / model / f"{args.dwr_row}_search")
     return rows
 
 
@@ -330,7 +354,21 @@ def main(argv: list[str] | None = None) -> int:
         publish(args)
         return 0
     with run_lock(args.out / "jobs", name=job_path(args).with_suffix(".lock").name):
+        if args.jobs > 1:
+            return _run_jobs(args, sys.argv[1:] if argv is None else argv)
         return _train_table(args)
+
+
+def _run_jobs(args: argparse.Namespace, argv: list[str]) -> int:
+    """The table as parallel jobs (``table_jobs.py``), after checking the model names."""
+    import dwr
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from table_jobs import run_jobs
+
+    for model in args.models:  # an unknown name fails now, not in every job
+        dwr.get_spec(model)
+    return run_jobs(args, argv, lambda m: row_names(m, args))
 
 
 def _train_table(args: argparse.Namespace) -> int:
