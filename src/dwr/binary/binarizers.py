@@ -60,38 +60,40 @@ def sign(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
 
 
-class _SignWithSurrogate(torch.autograd.Function):
-    """Forward ``sign(x)``; backward ``dL/dx = dL/dy * surrogate'(x)`` (set by subclasses)."""
+def _ste_grad(x: torch.Tensor) -> torch.Tensor:
+    """Clipped straight-through estimator: surrogate'(x) = 1{|x| <= 1}."""
+    return x.abs() <= 1
 
+
+def _approx_grad(x: torch.Tensor) -> torch.Tensor:
+    """Bi-Real: surrogate'(x) = max(0, 2 - 2|x|), the derivative of 2x + x|x| on [-1, 1]."""
+    return (2.0 - 2.0 * x.abs()).clamp_min(0.0)
+
+
+# Forward ``sign(x)``; backward ``dL/dx = dL/dy * surrogate'(x)``. Static methods only, so that
+# torch.compile traces them into one graph (it cannot trace classmethod autograd Functions).
+class _SteSign(torch.autograd.Function):
     @staticmethod
-    def surrogate_grad(x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    @classmethod
-    def forward(cls, ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         ctx.save_for_backward(x)
         return sign(x)
 
-    @classmethod
-    def backward(cls, ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         (x,) = ctx.saved_tensors
-        return grad * cls.surrogate_grad(x).to(grad.dtype)
+        return grad * _ste_grad(x).to(grad.dtype)
 
 
-class _SteSign(_SignWithSurrogate):
-    """Clipped straight-through estimator: surrogate'(x) = 1{|x| <= 1}."""
+class _ApproxSign(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        return sign(x)
 
     @staticmethod
-    def surrogate_grad(x: torch.Tensor) -> torch.Tensor:
-        return x.abs() <= 1
-
-
-class _ApproxSign(_SignWithSurrogate):
-    """Bi-Real: surrogate'(x) = max(0, 2 - 2|x|), the derivative of 2x + x|x| on [-1, 1]."""
-
-    @staticmethod
-    def surrogate_grad(x: torch.Tensor) -> torch.Tensor:
-        return (2.0 - 2.0 * x.abs()).clamp_min(0.0)
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return grad * _approx_grad(x).to(grad.dtype)
 
 
 def ste_sign(x: torch.Tensor) -> torch.Tensor:

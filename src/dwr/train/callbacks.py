@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 
 from dwr.files import atomic_write_text
 
+#: ``images_per_s`` counts the training steps alone; ``seconds`` is the whole epoch.
 COLUMNS = ("epoch", "loss", "acc", "val_top1", "val_top5", "lr", "images_per_s", "seconds")
 
 
@@ -35,20 +37,28 @@ class EpochCheckpoint(pl.Callback):
         self.history: list[dict[str, Any]] = []
         self._t0 = time.perf_counter()
         self._n = 0
+        self._t_train: float | None = None
 
     @property
     def state_key(self) -> str:
         return "EpochCheckpoint"
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self._t0, self._n = time.perf_counter(), 0
+        self._t0, self._n, self._t_train = time.perf_counter(), 0, None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._n += int(batch[0].shape[0])
+        if batch_idx + 1 >= trainer.num_training_batches:
+            # the training steps' time, without validation and checkpoints; one wait for the
+            # device per epoch, so the queued steps count
+            if pl_module.device.type == "cuda":
+                torch.cuda.synchronize(pl_module.device)
+            self._t_train = time.perf_counter() - self._t0
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         m = trainer.callback_metrics
         seconds = time.perf_counter() - self._t0
+        train_s = self._t_train if self._t_train is not None else seconds
         world = max(1, trainer.world_size)
 
         def val(key: str) -> float:
@@ -62,7 +72,7 @@ class EpochCheckpoint(pl.Callback):
             "val_top1": val("val_top1"),
             "val_top5": val("val_top5"),
             "lr": trainer.optimizers[0].param_groups[0]["lr"],
-            "images_per_s": round(self._n * world / max(seconds, 1e-9), 1),
+            "images_per_s": round(self._n * world / max(train_s, 1e-9), 1),
             "seconds": round(seconds, 2),
         }
         self.history.append(row)

@@ -44,7 +44,9 @@ class BnnModule(pl.LightningModule):
         # Kept out of the module tree: not trained, not saved, not wrapped by DDP.
         self.__dict__["teacher"] = teacher
         self.__dict__["_forward"] = (
-            torch.compile(model, mode=cfg.get("compile_mode", "default"))
+            # dynamic=False: evaluation's other batch size gets a graph of its own instead of
+            # turning the training graph into a slower dynamic-shape one
+            torch.compile(model, mode=cfg.get("compile_mode", "default"), dynamic=False)
             if cfg.get("compile")
             else model
         )
