@@ -32,6 +32,7 @@ class Job:
     method: str
     seed: int
     waits: list[Path] = field(default_factory=list)
+    makes: bool = False  # the DWR search's spec or the teacher, which other jobs wait for
     proc: subprocess.Popen | None = None
 
     @property
@@ -65,10 +66,21 @@ def plan(args: argparse.Namespace, row_names) -> list[Job]:
                     run = args.out / model / row / method / f"seed{seed}"
                     if not (run / "table_row.json").exists():
                         job = Job(model, row, method, seed)
-                        job.waits = _waits(args, job, first=(args.methods[0], seeds[0], names[0]))
+                        first = (args.methods[0], seeds[0], names[0])
+                        job.waits = _waits(args, job, first)
+                        job.makes = _makes(args, job, first)
                         jobs.append(job)
-    jobs.sort(key=lambda j: len(j.waits))  # the jobs that others wait for go first
+    # the jobs that others wait for go first, then those that wait for nothing
+    jobs.sort(key=lambda j: (not j.makes, len(j.waits)))
     return jobs
+
+
+def _makes(args: argparse.Namespace, job: Job, first: tuple[str, int, str]) -> bool:
+    """Whether ``job`` makes what other jobs wait for (see :func:`_waits`)."""
+    method, seed, row = first
+    search = job.row == args.dwr_row and (job.method, job.seed) == (method, seed)
+    teacher = job.method == "two-step" and (job.seed, job.row) == (seed, row)
+    return search or teacher
 
 
 def _waits(args: argparse.Namespace, job: Job, first: tuple[str, int, str]) -> list[Path]:

@@ -38,7 +38,12 @@ def test_the_plan_skips_finished_runs_and_waits_for_shared_work(tmp_path):
     assert jobs["resnet20_cifar.original.two-step.seed0"].waits == []  # it trains the teacher
     assert jobs["resnet20_cifar.naive_s2.two-step.seed0"].waits == [teacher]
     assert jobs["resnet20_cifar.dwr.two-step.seed1"].waits == [spec, teacher]
-    assert list(jobs.values())[0].waits == []  # makers first
+    order = list(jobs)  # the search and the teacher first, then jobs that wait for nothing
+    assert order[:2] == [
+        "resnet20_cifar.dwr.one-step.seed0",
+        "resnet20_cifar.original.two-step.seed0",
+    ]
+    assert all(not jobs[n].waits for n in order[2:5]) and all(jobs[n].waits for n in order[5:])
 
 
 STAND_IN = """
