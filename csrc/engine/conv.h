@@ -44,11 +44,15 @@ struct Epilogue {
 };
 
 // Runs the convolution; wbits is in lane layout [Op/4][Kp][4] (word k of outputs 4g..4g+3
-// side by side), wpop is [O][T] (popcount of each weight tap). wsplit, when given, is the
-// nibble-split form of wbits that the AVX2 GEMM reads ([Op/4][Kp][2][4], see conv.cpp);
-// without it the split is made on every call.
+// side by side), wpop is [O][T] (popcount of each weight tap). wprep, when given, is wbits
+// repacked for the active kernel table (prepare_weight, made once per layer); without it the
+// repacking is done on every call.
 void binary_conv(const ConvGeom& g, const uint64_t* in_bits, const uint64_t* wbits,
-                 const int32_t* wpop, const Epilogue& ep, const uint64_t* wsplit = nullptr);
+                 const int32_t* wpop, const Epilogue& ep, const uint64_t* wprep = nullptr);
+
+// The words of wbits repacked for the active kernel table, and how many there are.
+int64_t prepared_weight_words(int Op, int Kp);
+void prepare_weight(const uint64_t* wbits, int Op, int Kp, uint64_t* dst);
 
 // bits[p][w] from x[p][c] (+ shift[c] when given): bit set where !(x + shift >= 0).
 void pack_signs(const float* x, const float* shift, int64_t P, int C, uint64_t* bits);
@@ -56,10 +60,5 @@ void pack_signs(const float* x, const float* shift, int64_t P, int C, uint64_t* 
 // 2x2 stride-2 max-pool (floor) on sign bits: the max is >= 0 unless all four are negative,
 // so the negative-bit of the result is the AND of the four.
 void pool_bits_2x2(const uint64_t* in, int N, int H, int W, int Cw, uint64_t* out);
-
-// Which kernels run: "avx2" or "portable" (AVX2 when the CPU has it and it is not forced off).
-const char* kernel_isa();
-bool avx2_enabled();
-void force_portable(bool on);
 
 }  // namespace dwr

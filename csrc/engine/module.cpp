@@ -2,12 +2,15 @@
 // Every entry point checks shapes before touching memory and releases the GIL while it runs.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
 
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 
 #include "conv.h"
+#include "dispatch.h"
 #include "float_conv.h"
 #include "threads.h"
 
@@ -61,13 +64,14 @@ dwr::ConvGeom geometry(const Arr<const uint64_t>& in, const Arr<const uint64_t>&
   return g;
 }
 
-// The optional nibble-split weight ([Op/4][Kp][2][4]) of a conv call, or nullptr.
-const uint64_t* split_weight(const Arr<const uint64_t>& ws, const dwr::ConvGeom& g) {
-  if (!ws.is_valid()) return nullptr;
-  require(ws.ndim() == 4 && ws.shape(0) == static_cast<size_t>(g.Op / 4) &&
-              ws.shape(1) == static_cast<size_t>(g.Kp) && ws.shape(2) == 2 && ws.shape(3) == 4,
-          "split weight must be [ceil4(O)/4, k*k*words, 2, 4]");
-  return ws.data();
+// The optional prepared weight of a conv call (prepare_weight, for the active kernels), or
+// nullptr.
+const uint64_t* prepared(const Arr<const uint64_t>& wp, const dwr::ConvGeom& g) {
+  if (!wp.is_valid()) return nullptr;
+  require(wp.ndim() == 1 && static_cast<int64_t>(wp.shape(0)) ==
+                                dwr::prepared_weight_words(g.Op, g.Kp),
+          "prepared weight does not fit this layer and the active kernels (prepare_weight)");
+  return wp.data();
 }
 
 struct ActVectors {
@@ -106,18 +110,18 @@ NB_MODULE(_kernels, m) {
   m.def(
       "conv_int",
       [](Arr<const uint64_t> in, Arr<const uint64_t> w, Arr<const int32_t> wpop, int C, int k,
-         int stride, int pad, Arr<int32_t> out, Arr<const uint64_t> wsplit) {
+         int stride, int pad, Arr<int32_t> out, Arr<const uint64_t> wprep) {
         const dwr::ConvGeom g = geometry(in, w, wpop, C, k, stride, pad);
         check_out(out, g, g.O, "output");
         dwr::Epilogue ep;
         ep.mode = dwr::MODE_INT;
         ep.out_int = out.data();
-        const uint64_t* ws = split_weight(wsplit, g);
+        const uint64_t* ws = prepared(wprep, g);
         nb::gil_scoped_release release;
         dwr::binary_conv(g, in.data(), w.data(), wpop.data(), ep, ws);
       },
       "x"_a.noconvert(), "w"_a.noconvert(), "wpop"_a.noconvert(), "C"_a, "k"_a, "stride"_a, "pad"_a, "out"_a.noconvert(),
-      "wsplit"_a.noconvert().none() = nb::none(),
+      "wprep"_a.noconvert().none() = nb::none(),
       "Integer ±1 convolution: out[n,y,x,o] = sum over valid taps of x*w.");
 
   m.def(
@@ -126,7 +130,7 @@ NB_MODULE(_kernels, m) {
          int stride, int pad, Arr<const float> scale, Arr<const float> bias,
          Arr<const float> residual, int act, Arr<const float> act_in,
          Arr<const float> act_slope, Arr<const float> act_out, Arr<float> out,
-         Arr<const uint64_t> wsplit, Arr<uint64_t> next_bits, Arr<const float> next_shift) {
+         Arr<const uint64_t> wprep, Arr<uint64_t> next_bits, Arr<const float> next_shift) {
         const dwr::ConvGeom g = geometry(in, w, wpop, C, k, stride, pad);
         check_out(out, g, g.O, "output");
         dwr::Epilogue ep;
@@ -151,14 +155,14 @@ NB_MODULE(_kernels, m) {
         ep.act_in = v.in;
         ep.act_slope = v.slope;
         ep.act_out = v.out;
-        const uint64_t* ws = split_weight(wsplit, g);
+        const uint64_t* ws = prepared(wprep, g);
         nb::gil_scoped_release release;
         dwr::binary_conv(g, in.data(), w.data(), wpop.data(), ep, ws);
       },
       "x"_a.noconvert(), "w"_a.noconvert(), "wpop"_a.noconvert(), "C"_a, "k"_a, "stride"_a, "pad"_a, "scale"_a.noconvert(), "bias"_a.noconvert(),
       "residual"_a.noconvert().none(), "act"_a, "act_in"_a.noconvert().none(), "act_slope"_a.noconvert().none(),
       "act_out"_a.noconvert().none(), "out"_a.noconvert(),
-      "wsplit"_a.noconvert().none() = nb::none(), "next_bits"_a.noconvert().none() = nb::none(),
+      "wprep"_a.noconvert().none() = nb::none(), "next_bits"_a.noconvert().none() = nb::none(),
       "next_shift"_a.noconvert().none() = nb::none(),
       "act(scale*dot + bias + residual) as float NHWC; with next_bits, also the packed signs "
       "of (out + next_shift), the next binary conv's input.");
@@ -167,7 +171,7 @@ NB_MODULE(_kernels, m) {
       "conv_bits",
       [](Arr<const uint64_t> in, Arr<const uint64_t> w, Arr<const int32_t> wpop, int C, int k,
          int stride, int pad, Arr<const int32_t> thr, Arr<const uint8_t> flip,
-         Arr<uint64_t> out, Arr<const uint64_t> wsplit) {
+         Arr<uint64_t> out, Arr<const uint64_t> wprep) {
         const dwr::ConvGeom g = geometry(in, w, wpop, C, k, stride, pad);
         check_out(out, g, static_cast<size_t>((g.O + 63) / 64), "output");
         dwr::Epilogue ep;
@@ -176,12 +180,12 @@ NB_MODULE(_kernels, m) {
         ep.thr = optional_vec(thr, g.O, "thr");
         ep.flip = optional_vec(flip, g.O, "flip");
         require(ep.thr && ep.flip, "thresholds are required");
-        const uint64_t* ws = split_weight(wsplit, g);
+        const uint64_t* ws = prepared(wprep, g);
         nb::gil_scoped_release release;
         dwr::binary_conv(g, in.data(), w.data(), wpop.data(), ep, ws);
       },
       "x"_a.noconvert(), "w"_a.noconvert(), "wpop"_a.noconvert(), "C"_a, "k"_a, "stride"_a, "pad"_a, "thr"_a.noconvert(), "flip"_a.noconvert(), "out"_a.noconvert(),
-      "wsplit"_a.noconvert().none() = nb::none(),
+      "wprep"_a.noconvert().none() = nb::none(),
       "Sign bits of the next layer: +1 iff (flip ? dot <= thr : dot >= thr).");
 
   m.def(
@@ -338,6 +342,29 @@ NB_MODULE(_kernels, m) {
       },
       "jobs"_a, "max_tasks"_a,
       "Run back-to-back jobs on the thread pool; how many tasks ran other than once (0).");
-  m.def("isa", &dwr::kernel_isa, "Which popcount kernel runs: 'avx2' or 'portable'.");
-  m.def("force_portable", &dwr::force_portable, "Use the portable kernel even on AVX2 CPUs.");
+  m.def(
+      "prepare_weight",
+      [](Arr<const uint64_t> w) {
+        require(w.ndim() == 3 && w.shape(2) == 4, "packed weight must be [ceil4(O)/4, K, 4]");
+        const int Op = static_cast<int>(w.shape(0)) * 4, K = static_cast<int>(w.shape(1));
+        const int64_t n = dwr::prepared_weight_words(Op, K);
+        auto* buf = new uint64_t[static_cast<size_t>(n)];
+        nb::capsule owner(buf, [](void* p) noexcept { delete[] static_cast<uint64_t*>(p); });
+        dwr::prepare_weight(w.data(), Op, K, buf);
+        return nb::ndarray<nb::numpy, uint64_t, nb::ndim<1>>(buf, {static_cast<size_t>(n)},
+                                                             owner);
+      },
+      "w"_a.noconvert(),
+      "The lane-layout weight repacked for the active kernels (once per layer; pass it to the "
+      "conv calls as wprep).");
+  m.def("isa", &dwr::kernel_isa, "The active kernel table: 'avx512', 'avx2' or 'portable'.");
+  m.def("load_isa", &dwr::load_isa, "The table chosen at load (CPUID, or DWR_ISA).");
+  m.def("isas", &dwr::supported_isas, "The kernel tables this CPU runs, best first.");
+  m.def("known_isas", &dwr::known_isas, "Every kernel table this build has.");
+  m.def(
+      "set_isa",
+      [](const std::string& name) {
+        require(dwr::set_isa(name), "kernel table '" + name + "' is not one this CPU runs");
+      },
+      "name"_a, "Switch the kernel table (one of isas()).");
 }

@@ -7,12 +7,29 @@ import pytest
 from dwr.engine import _kernels
 
 
-@pytest.fixture(params=["native", "portable"])
+@pytest.fixture(params=_kernels.isas())
 def isa(request):
-    """The run-time kernel (AVX2 here) and the portable one."""
-    _kernels.force_portable(request.param == "portable")
+    """Every kernel table this CPU runs (avx512, avx2, portable), whatever DWR_ISA chose."""
+    _kernels.set_isa(request.param)
     yield request.param
-    _kernels.force_portable(False)
+    _kernels.set_isa(_kernels.load_isa())
+
+
+@pytest.fixture
+def each_isa():
+    """Runs a function under every kernel table this CPU runs: ``{isa: result}``."""
+
+    def run(fn):
+        out = {}
+        try:
+            for name in _kernels.isas():
+                _kernels.set_isa(name)
+                out[name] = fn()
+        finally:
+            _kernels.set_isa(_kernels.load_isa())
+        return out
+
+    return run
 
 
 @pytest.fixture(params=[1, 2])

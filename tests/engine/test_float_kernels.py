@@ -1,5 +1,5 @@
 """The engine's float kernels (stem convolution with fused activation, max-pool) against
-PyTorch, on both kernel paths and with one and two threads."""
+PyTorch, on every kernel ISA this CPU runs and with one and two threads."""
 
 from __future__ import annotations
 
@@ -100,22 +100,22 @@ def test_avg_pool_ceil_matches_torch(isa, threads):
         np.testing.assert_allclose(out, want, rtol=1e-6, atol=1e-6)
 
 
-def test_pools_are_bit_identical_across_isas():
-    """The AVX2 pools add and compare in the portable order, so their outputs are equal."""
-    x = np.random.default_rng(2).standard_normal((1, 11, 9, 21)).astype(np.float32)
-    outs = []
-    for portable in (False, True):
-        _kernels.force_portable(portable)
-        try:
-            m = np.empty((1, 6, 5, 21), np.float32)
-            _kernels.max_pool(x, 3, 2, 1, m)
-            a = np.empty((1, 4, 3, 21), np.float32)
-            _kernels.avg_pool_ceil(x, 3, a)
-            outs.append((m, a))
-        finally:
-            _kernels.force_portable(False)
-    for native, portable in zip(*outs, strict=True):
-        np.testing.assert_array_equal(native, portable)
+@pytest.mark.parametrize("c", [5, 21, 64, 83])
+def test_pools_are_bit_identical_across_isas(c, each_isa):
+    """Every ISA's pools add and compare in the portable order, so their outputs are equal."""
+    x = np.random.default_rng(2).standard_normal((1, 11, 9, c)).astype(np.float32)
+
+    def pools():
+        m = np.empty((1, 6, 5, c), np.float32)
+        _kernels.max_pool(x, 3, 2, 1, m)
+        a = np.empty((1, 4, 3, c), np.float32)
+        _kernels.avg_pool_ceil(x, 3, a)
+        return m, a
+
+    outs = each_isa(pools)
+    for name, got in outs.items():
+        for mine, ref in zip(got, outs["portable"], strict=True):
+            np.testing.assert_array_equal(mine, ref, err_msg=name)
 
 
 def test_float_conv_reads_nchw_input(isa):
@@ -151,20 +151,19 @@ def test_dense_matches_torch(isa, threads):
         _kernels.dense(x, wk, bk[:70].copy(), out)
 
 
-def test_dense_is_bit_identical_across_isas():
+def test_dense_is_bit_identical_across_isas(each_isa):
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, 50)).astype(np.float32)
     wk, bk = dense_layout(
         rng.standard_normal((131, 50)).astype(np.float32),
         rng.standard_normal(131).astype(np.float32),
     )
-    outs = []
-    for portable in (False, True):
-        _kernels.force_portable(portable)
-        try:
-            out = np.empty((2, 131), np.float32)
-            _kernels.dense(x, wk, bk, out)
-            outs.append(out)
-        finally:
-            _kernels.force_portable(False)
-    np.testing.assert_array_equal(outs[0], outs[1])
+
+    def dense():
+        out = np.empty((2, 131), np.float32)
+        _kernels.dense(x, wk, bk, out)
+        return out
+
+    outs = each_isa(dense)
+    for name, out in outs.items():
+        np.testing.assert_array_equal(out, outs["portable"], err_msg=name)

@@ -14,7 +14,6 @@ from dwr.engine.pack import (
     conv_reference,
     pack_bits,
     pack_weight,
-    split_nibbles,
     unpack_bits,
     words,
 )
@@ -95,18 +94,19 @@ def test_padding_contributes_zero():
     assert got[0, 0] == 4 * c and got[0, 2] == 6 * c and got[1, 2] == 9 * c
 
 
-def test_precomputed_split_weights_give_the_same_result(isa, threads):
-    """The nibble-split weights a BinaryConv op makes once equal the per-call split."""
+def test_prepared_weights_give_the_same_result(isa, threads):
+    """The weights a BinaryConv op repacks once for the active ISA equal the per-call repack."""
     x, w = torch.randn(2, 130, 7, 6), torch.randn(9, 130, 3, 3)
     bits = pack_bits(x.permute(0, 2, 3, 1).numpy())
     wbits, wpop = pack_weight(w.numpy())
     a, b = (np.empty((2, 7, 6, 9), np.int32) for _ in range(2))
     _kernels.conv_int(bits, wbits, wpop, 130, 3, 1, 1, a)
-    _kernels.conv_int(bits, wbits, wpop, 130, 3, 1, 1, b, wsplit=split_nibbles(wbits))
+    _kernels.conv_int(bits, wbits, wpop, 130, 3, 1, 1, b, wprep=_kernels.prepare_weight(wbits))
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(a.transpose(0, 3, 1, 2), _conv_int(x, w, 1, 1))
-    with pytest.raises(ValueError, match="split weight"):
-        _kernels.conv_int(bits, wbits, wpop, 130, 3, 1, 1, b, wsplit=split_nibbles(wbits)[:1])
+    with pytest.raises(ValueError, match="prepared weight"):
+        short = _kernels.prepare_weight(wbits)[:1]
+        _kernels.conv_int(bits, wbits, wpop, 130, 3, 1, 1, b, wprep=short)
 
 
 def test_numpy_reference_matches_torch():
@@ -212,7 +212,7 @@ def test_kernels_reject_bad_shapes():
         _kernels.conv_int(bits, wbits, np.zeros((8, 81), np.int32), 64, 9, 1, 1, out)
     with pytest.raises(TypeError):
         _kernels.conv_int(bits.astype(np.int64), wbits, wpop, 64, 3, 1, 1, out)
-    assert _kernels.isa() in ("avx2", "portable")
+    assert _kernels.isa() in _kernels.isas() and "portable" in _kernels.isas()
 
 
 def test_output_slices_equal_one_thread(isa):
@@ -283,10 +283,11 @@ def test_conv_float_packs_the_next_input(o, isa, threads):
 
 
 @pytest.mark.parametrize("o", [1, 5, 31, 62, 125, 131])
-def test_channel_tails_are_bit_identical_to_the_portable_kernel(o, threads):
-    """Widths that are not a multiple of 8 end in a partial group of channels, which the AVX2
-    epilogue runs with masked loads and stores: outputs and packed next inputs must equal the
-    portable kernel's to the bit, for every activation, with a residual and an RSign shift."""
+def test_channel_tails_are_bit_identical_to_the_portable_kernel(o, threads, each_isa):
+    """Widths that are not a multiple of the vector width end in a partial group of channels,
+    which the vector epilogues run with masked loads and stores: outputs and packed next
+    inputs must equal the portable kernel's to the bit, for every activation, with a residual
+    and an RSign shift."""
     rng = np.random.default_rng(100 + o)
     n, c, h = 1, 70, 7
     x, w = torch.randn(n, c, h, h), torch.randn(o, c, 3, 3)
@@ -303,14 +304,9 @@ def test_channel_tails_are_bit_identical_to_the_portable_kernel(o, threads):
                             a_out, out, next_bits=packed, next_shift=shift)  # fmt: skip
         return out, packed
 
-    try:
-        for act in (0, 1, 2):
-            fast = run(act)
-            _kernels.force_portable(True)
-            slow = run(act)
-            _kernels.force_portable(False)
-            assert not np.isnan(fast[0]).any()  # every channel written, none past the end
-            np.testing.assert_array_equal(fast[0], slow[0], err_msg=f"act={act}")
-            np.testing.assert_array_equal(fast[1], slow[1], err_msg=f"act={act}")
-    finally:
-        _kernels.force_portable(False)
+    for act in (0, 1, 2):
+        runs = each_isa(lambda act=act: run(act))
+        for name, got in runs.items():
+            assert not np.isnan(got[0]).any()  # every channel written, none past the end
+            np.testing.assert_array_equal(got[0], runs["portable"][0], err_msg=f"{name} {act}")
+            np.testing.assert_array_equal(got[1], runs["portable"][1], err_msg=f"{name} {act}")

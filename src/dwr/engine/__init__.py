@@ -4,9 +4,10 @@
     logits = engine(x)                   # NCHW float32 array or tensor
     engine.save("model.dwre"); engine = dwr.engine.load("model.dwre")
 
-Every op runs in C++ (:mod:`dwr.engine._kernels`, AVX2 chosen at run time, portable
-fallback, one thread pool): the binary convolutions as nibble-lookup popcount GEMMs, and the
-real-valued stem, shortcuts, pooling and classifier in float.
+Every op runs in C++ (:mod:`dwr.engine._kernels`, one thread pool): the binary convolutions
+as popcount GEMMs, and the real-valued stem, shortcuts, pooling and classifier in float. The
+kernels come from one table per ISA (``avx512``, ``avx2``, ``portable``), the best this CPU
+runs chosen at load; the environment variable ``DWR_ISA`` or :func:`set_isa` picks another.
 
 Loading and running a saved file needs only NumPy and the kernels; PyTorch is imported by
 :func:`convert` alone.
@@ -14,6 +15,7 @@ Loading and running a saved file needs only NumPy and the kernels; PyTorch is im
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from dwr.engine import _kernels
@@ -61,8 +63,32 @@ def convert(
 
 
 def kernel_isa() -> str:
-    """The popcount kernel in use: ``"avx2"`` or ``"portable"``."""
+    """The kernel table in use: ``"avx512"``, ``"avx2"`` or ``"portable"``."""
     return _kernels.isa()
+
+
+def supported_isas() -> list[str]:
+    """The kernel tables this CPU runs, best first."""
+    return list(_kernels.isas())
+
+
+def set_isa(name: str) -> None:
+    """Run the kernels of ``name`` (one of :func:`supported_isas`) from now on."""
+    if name not in supported_isas():
+        raise DwrError(f"kernel ISA {name!r} is not one this CPU runs: {supported_isas()}")
+    _kernels.set_isa(name)
+
+
+def _check_isa_env() -> None:
+    """DWR_ISA, when set, must name a table this CPU runs (the kernels read it at load)."""
+    want = os.environ.get("DWR_ISA", "")
+    if want and want != _kernels.load_isa():
+        known = list(_kernels.known_isas())
+        why = "unknown" if want not in known else "not supported by this CPU"
+        raise DwrError(f"DWR_ISA={want!r} is {why}; this CPU runs {supported_isas()}")
+
+
+_check_isa_env()
 
 
 __all__ = [
@@ -72,5 +98,7 @@ __all__ = [
     "convert",
     "kernel_isa",
     "load",
+    "set_isa",
     "set_num_threads",
+    "supported_isas",
 ]

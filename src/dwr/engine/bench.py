@@ -26,7 +26,7 @@ from torch import nn
 
 from dwr.engine import _kernels
 from dwr.engine.compiled import CompiledModel
-from dwr.engine.pack import pack_weight, split_nibbles, words
+from dwr.engine.pack import pack_weight, words
 
 
 @dataclass
@@ -127,7 +127,7 @@ def time_layer(
     x = torch.randn(batch, size, size, channels, generator=g).numpy()
     wt = torch.randn(channels, channels, 3, 3, generator=g)
     wbits, wpop = pack_weight(wt.numpy())
-    wsplit = split_nibbles(wbits)  # made once per layer, as a compiled model does
+    wprep = _kernels.prepare_weight(wbits)  # made once per layer, as a compiled model does
     bits = np.empty((batch, size, size, words(channels)), dtype=np.uint64)
     _kernels.pack_signs(x, None, bits)
     scale = np.ones(channels, np.float32)
@@ -151,7 +151,7 @@ def time_layer(
             None,
             None,
             out,
-            wsplit=wsplit,
+            wprep=wprep,
         )
 
     xt = torch.from_numpy(x).permute(0, 3, 1, 2)  # channels_last NCHW view

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from dwr.engine import _kernels
-from dwr.engine.pack import ceil4, split_nibbles, words
+from dwr.engine.pack import ceil4, words
 from dwr.errors import DwrError
 
 ACTS = {"none": 0, "hardtanh": 1, "rprelu": 2}
@@ -310,7 +310,7 @@ class BinaryConv(Op):
             self.wbits.shape == (ceil4(o) // 4, k * k * words(c), 4),
             f"{where}: packed weight has shape {self.wbits.shape}",
         )
-        self._wsplit = split_nibbles(self.wbits)
+        self._wprep: dict[str, np.ndarray] = {}  # wbits repacked per kernel ISA, at first use
         self.wpop = np.ascontiguousarray(self.wpop, dtype=np.int32)
         _check(self.wpop.shape == (o, k * k), f"{where}: weight popcounts have a bad shape")
         self.scale = _vec(self.scale, o, f"{where} scale")
@@ -402,6 +402,13 @@ class BinaryConv(Op):
             out["thr"], out["flip"] = self.thr, self.flip
         return out
 
+    def _prepared(self) -> np.ndarray:
+        """The weight in the active kernels' own layout (files hold the ISA-neutral lanes)."""
+        isa = _kernels.isa()
+        if isa not in self._wprep:
+            self._wprep[isa] = _kernels.prepare_weight(self.wbits)
+        return self._wprep[isa]
+
     def out_size(self, h: int, w: int) -> tuple[int, int]:
         return (h + 2 * self.pad - self.k) // self.stride + 1, (w + 2 * self.pad - self.k) // (
             self.stride
@@ -455,7 +462,7 @@ class BinaryConv(Op):
                 self.thr,
                 self.flip,
                 out,
-                wsplit=self._wsplit,
+                wprep=self._prepared(),
             )
             return State(bits=out)
         res = self._residual(st.x) if self.shortcut != "none" else None
@@ -482,7 +489,7 @@ class BinaryConv(Op):
             a_slope,
             a_out,
             out,
-            wsplit=self._wsplit,
+            wprep=self._prepared(),
             next_bits=packed,
             next_shift=self._next_shift if self._pack_next else None,
         )

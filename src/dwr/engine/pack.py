@@ -71,17 +71,6 @@ def lanes_from_rows(rows: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rows.reshape(op // 4, 4, k).transpose(0, 2, 1))
 
 
-LOW_NIBBLES = np.uint64(0x0F0F0F0F0F0F0F0F)
-
-
-def split_nibbles(wbits: np.ndarray) -> np.ndarray:
-    """Lane-layout weights ``[Op/4, K, 4]`` -> ``[Op/4, K, 2, 4]``: the low nibble of every
-    byte, then the high nibble, as the AVX2 GEMM reads them (made once per layer)."""
-    lo = wbits & LOW_NIBBLES
-    hi = (wbits >> np.uint64(4)) & LOW_NIBBLES
-    return np.ascontiguousarray(np.stack([lo, hi], axis=2))
-
-
 def conv_reference(x_pm: np.ndarray, w_pm: np.ndarray, stride: int, pad: int) -> np.ndarray:
     """Integer conv of ±1 NCHW ``x_pm`` with ±1 ``w_pm``, zero padding (test oracle)."""
     n, c, h, wd = x_pm.shape

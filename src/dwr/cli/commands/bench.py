@@ -76,6 +76,7 @@ def run_bench(args: argparse.Namespace) -> int:
     import dwr.engine as engine_mod
     from dwr.backbones import create_model
     from dwr.engine.bench import time_model
+    from dwr.engine.cpu import cpu_info, describe_cpu
 
     model = _load(args.model)
     spec = getattr(model, "spec", None)
@@ -94,6 +95,7 @@ def run_bench(args: argparse.Namespace) -> int:
         engine._check_size(*size)
     r = time_model(model, engine, twin, args.batch, args.threads, args.repeats, size, input_size)
     r["kernel"] = engine_mod.kernel_isa()
+    r["cpu"] = cpu_info()
     e = r["engine"]["min_ms"]
     if twin is not None:
         r["speedup_vs_float"] = r["torch_float"]["min_ms"] / e
@@ -106,6 +108,7 @@ def run_bench(args: argparse.Namespace) -> int:
         f"{r['model']}  batch {args.batch}  threads {args.threads}  input {c}x{h}x{w}  "
         f"kernel {r['kernel']}"
     )
+    print(describe_cpu(r["cpu"]))
     print(f"{'runner':26s} {'min ms':>9s} {'median ms':>10s} {'engine speedup':>15s}")
     rows = (
         ("dwr engine (bit-packed)", "engine"),

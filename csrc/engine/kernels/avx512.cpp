@@ -1,0 +1,336 @@
+// The AVX-512 kernels (F, BW, VL and VPOPCNTDQ): the binary GEMM as XOR + VPOPCNTQ + add on
+// 512-bit vectors of eight outputs, register-blocked; 16-channel float epilogue, packing,
+// pools and dense layer with masked tails; an FMA stem. Every function carries its own target
+// attribute, so the module loads on CPUs without AVX-512 and dispatch.cpp uses this table
+// only where CPUID reports all four extensions.
+#include "kernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "../activation.h"
+
+#define DWR_TARGET_512 "avx512f,avx512bw,avx512vl,avx512vpopcntdq,avx2,fma,popcnt"
+#define DWR_AVX512 __attribute__((target(DWR_TARGET_512)))
+#define DWR_AVX512_INLINE __attribute__((target(DWR_TARGET_512), always_inline)) inline
+
+namespace dwr {
+namespace {
+
+// The first n lanes of 16 (n >= 16: all).
+DWR_AVX512_INLINE __mmask16 lanes16(int n) {
+  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// The GEMM. Weights in groups of eight outputs, [ceil(Op/8)][K][8] (zero rows past Op): one
+// XOR of a broadcast input word with a weight vector covers eight output channels, VPOPCNTQ
+// counts each lane, and the counts add up in 64-bit lanes: no horizontal sums.
+
+int64_t weight_words(int Op, int K) { return static_cast<int64_t>(Op + 7) / 8 * 8 * K; }
+
+void prepare_weight(const uint64_t* lanes, int Op, int K, uint64_t* dst) {
+  const int groups = (Op + 7) / 8;
+  for (int g = 0; g < groups; ++g)
+    for (int k = 0; k < K; ++k)
+      for (int l = 0; l < 8; ++l) {
+        const int o = 8 * g + l;
+        dst[(static_cast<int64_t>(g) * K + k) * 8 + l] =
+            o < Op ? lanes[(static_cast<int64_t>(o / 4) * K + k) * 4 + o % 4] : 0;
+      }
+}
+
+// NP rows of A (K words each) against NG groups of eight outputs (group q at b + q * 8K):
+// NP * NG accumulators, NG weight loads per word, each broadcast input word serving NG groups.
+// `tail` masks the outputs of the last group (Op may end half way through one).
+template <int NP, int NG>
+DWR_AVX512_INLINE void popgemm_block(const uint64_t* a, int K, const uint64_t* b, int32_t* out,
+                                     int ldp, __mmask8 tail) {
+  __m512i acc[NP][NG];
+  for (int p = 0; p < NP; ++p)
+    for (int q = 0; q < NG; ++q) acc[p][q] = _mm512_setzero_si512();
+  const int64_t gstride = 8 * static_cast<int64_t>(K);
+  for (int k = 0; k < K; ++k) {
+    __m512i w[NG];
+    for (int q = 0; q < NG; ++q) w[q] = _mm512_loadu_si512(b + q * gstride + 8 * k);
+    for (int p = 0; p < NP; ++p) {
+      const __m512i x = _mm512_set1_epi64(static_cast<long long>(a[p * K + k]));
+      for (int q = 0; q < NG; ++q)
+        acc[p][q] = _mm512_add_epi64(acc[p][q], _mm512_popcnt_epi64(_mm512_xor_si512(x, w[q])));
+    }
+  }
+  for (int p = 0; p < NP; ++p)
+    for (int q = 0; q < NG; ++q) {
+      int32_t* dst = out + static_cast<int64_t>(p) * ldp + 8 * q;
+      const __m256i v = _mm512_cvtepi64_epi32(acc[p][q]);  // counts < 2^31
+      if (q == NG - 1 && tail != 0xFF)
+        _mm256_mask_storeu_epi32(dst, tail, v);
+      else
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), v);
+    }
+}
+
+// Groups of NG=4 (32 outputs) while they last, then the remaining 1-3 groups.
+template <int NP>
+DWR_AVX512_INLINE void popgemm_rows(const uint64_t* a, int K, const uint64_t* B, int Op,
+                                    int32_t* out, int ldp) {
+  const int groups = (Op + 7) / 8;
+  const __mmask8 tail = Op % 8 ? static_cast<__mmask8>(0x0F) : static_cast<__mmask8>(0xFF);
+  int g = 0;
+  for (; g + 4 <= groups; g += 4) {
+    const __mmask8 m = g + 4 == groups ? tail : static_cast<__mmask8>(0xFF);
+    popgemm_block<NP, 4>(a, K, B + g * 8 * static_cast<int64_t>(K), out + 8 * g, ldp, m);
+  }
+  const uint64_t* b = B + g * 8 * static_cast<int64_t>(K);
+  switch (groups - g) {
+    case 3: popgemm_block<NP, 3>(a, K, b, out + 8 * g, ldp, tail); break;
+    case 2: popgemm_block<NP, 2>(a, K, b, out + 8 * g, ldp, tail); break;
+    case 1: popgemm_block<NP, 1>(a, K, b, out + 8 * g, ldp, tail); break;
+    default: break;
+  }
+}
+
+// Tiles of 6 pixels x 32 outputs: 24 accumulators, 4 weight vectors and a broadcast.
+DWR_AVX512 void popgemm(const uint64_t* A, int M, const uint64_t* B, int Op, int K,
+                        int32_t* pop, int ldp) {
+  int i = 0;
+  for (; i + 6 <= M; i += 6)
+    popgemm_rows<6>(A + static_cast<int64_t>(i) * K, K, B, Op, pop + static_cast<int64_t>(i) * ldp,
+                    ldp);
+  const uint64_t* a = A + static_cast<int64_t>(i) * K;
+  int32_t* out = pop + static_cast<int64_t>(i) * ldp;
+  switch (M - i) {
+    case 5: popgemm_rows<5>(a, K, B, Op, out, ldp); break;
+    case 4: popgemm_rows<4>(a, K, B, Op, out, ldp); break;
+    case 3: popgemm_rows<3>(a, K, B, Op, out, ldp); break;
+    case 2: popgemm_rows<2>(a, K, B, Op, out, ldp); break;
+    case 1: popgemm_rows<1>(a, K, B, Op, out, ldp); break;
+    default: break;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Sign packing and the float epilogue, 16 channels at a time, the same operations in the
+// same order as the portable code (no FMA contraction, see CMakeLists.txt).
+
+// negative() for the lanes of m of channels c..c+15: bit i is channel c + i.
+DWR_AVX512_INLINE uint64_t negative16(__m512 x, const float* shift, int c, __mmask16 m) {
+  if (shift) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, shift + c));
+  return _mm512_mask_cmp_ps_mask(m, x, _mm512_setzero_ps(), _CMP_NGE_UQ);
+}
+
+DWR_AVX512 void pack_row(const float* x, const float* shift, int C, uint64_t* bits) {
+  for (int c0 = 0; c0 < C; c0 += 64) {
+    const int c1 = std::min(C, c0 + 64);
+    uint64_t word = 0;
+    for (int c = c0; c < c1; c += 16) {
+      const __mmask16 m = lanes16(c1 - c);
+      word |= negative16(_mm512_maskz_loadu_ps(m, x + c), shift, c, m) << (c - c0);
+    }
+    bits[c0 >> 6] = word;
+  }
+}
+
+// Channels o..o+15 (lanes of m) of y, as activate() does for one.
+DWR_AVX512_INLINE __m512 activate16(__m512 y, int act, const ActParams& p, int o, __mmask16 m) {
+  if (act == ACT_HARDTANH) {
+    y = _mm512_max_ps(_mm512_set1_ps(-1.0f), y);  // (-1 > y) ? -1 : y, as the scalar form
+    y = _mm512_min_ps(_mm512_set1_ps(1.0f), y);   // (1 < y) ? 1 : y
+  } else if (act == ACT_RPRELU) {
+    const __m512 t = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m, p.in + o));
+    const __m512 neg = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p.slope + o), t);
+    const __mmask16 pos = _mm512_cmp_ps_mask(t, _mm512_setzero_ps(), _CMP_GE_OQ);
+    y = _mm512_add_ps(_mm512_mask_blend_ps(pos, neg, t), _mm512_maskz_loadu_ps(m, p.out + o));
+  }
+  return y;
+}
+
+template <int ACT, bool RES>
+DWR_AVX512 void epilogue_act(const ConvGeom& g, const Epilogue& ep, const Dots& dots,
+                             int64_t p0, int m, int o0, int o1) {
+  const ActParams act{ep.act_in, ep.act_slope, ep.act_out};
+  const int O = g.O, ocw = (g.O + 63) / 64;
+  for (int r = 0; r < m; ++r) {
+    float* out = ep.out_float + (p0 + r) * O;
+    const float* res = RES ? ep.residual + (p0 + r) * O : nullptr;
+    const int32_t* pop = dots.pop + static_cast<int64_t>(r) * dots.ld;
+    const __m512i full = _mm512_set1_epi32(dots.full[r]);
+    uint64_t* bits = ep.next_bits ? ep.next_bits + (p0 + r) * ocw : nullptr;
+    uint64_t word = 0;  // the sign bits of the current 64 channels, while packing
+    for (int o = o0; o < o1; o += 16) {
+      const __mmask16 lm = lanes16(o1 - o);
+      const __m512i d = _mm512_sub_epi32(full, _mm512_slli_epi32(_mm512_maskz_loadu_epi32(lm, pop + o), 1));
+      __m512 y = _mm512_add_ps(
+          _mm512_mul_ps(_mm512_maskz_loadu_ps(lm, ep.scale + o), _mm512_cvtepi32_ps(d)),
+          _mm512_maskz_loadu_ps(lm, ep.bias + o));
+      if (RES) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(lm, res + o));
+      y = activate16(y, ACT, act, o, lm);
+      _mm512_mask_storeu_ps(out + o, lm, y);
+      if (bits) {
+        word |= negative16(y, ep.next_shift, o, lm) << (o & 63);
+        if ((o & 63) == 48 || o + 16 >= o1) {
+          bits[o >> 6] = word;
+          word = 0;
+        }
+      }
+    }
+  }
+}
+
+template <bool RES>
+void epilogue_res(const ConvGeom& g, const Epilogue& ep, const Dots& dots, int64_t p0, int m,
+                  int o0, int o1) {
+  if (ep.act == ACT_HARDTANH)
+    epilogue_act<ACT_HARDTANH, RES>(g, ep, dots, p0, m, o0, o1);
+  else if (ep.act == ACT_RPRELU)
+    epilogue_act<ACT_RPRELU, RES>(g, ep, dots, p0, m, o0, o1);
+  else
+    epilogue_act<ACT_NONE, RES>(g, ep, dots, p0, m, o0, o1);
+}
+
+void epilogue_float(const ConvGeom& g, const Epilogue& ep, const Dots& dots, int64_t p0, int m,
+                    int o0, int o1) {
+  if (ep.residual)
+    epilogue_res<true>(g, ep, dots, p0, m, o0, o1);
+  else
+    epilogue_res<false>(g, ep, dots, p0, m, o0, o1);
+}
+
+// ---------------------------------------------------------------------------------------
+// The float conv (the stem): NP output pixels x NV vectors of 16 output channels in
+// registers (FMA), the last vector masked to the channels that exist.
+template <int NP, int NV>
+DWR_AVX512_INLINE void conv_block(const FloatConvArgs& a, const float* x, int64_t row_stride,
+                                  const float* w, float* out, int o0, __mmask16 last) {
+  const int kC = a.k * a.C, xstep = a.stride * a.C, Op = a.Op;
+  __m512 acc[NP][NV];
+  for (int p = 0; p < NP; ++p)
+    for (int v = 0; v < NV; ++v) acc[p][v] = _mm512_setzero_ps();
+  for (int ky = 0; ky < a.k; ++ky) {
+    const float* xr = x + ky * row_stride;
+    const float* wr = w + static_cast<int64_t>(ky) * kC * Op;
+    for (int j = 0; j < kC; ++j) {
+      __m512 wv[NV];
+      for (int v = 0; v < NV; ++v) {
+        const __mmask16 m = v == NV - 1 ? last : static_cast<__mmask16>(0xFFFF);
+        wv[v] = _mm512_maskz_loadu_ps(m, wr + static_cast<int64_t>(j) * Op + 16 * v);
+      }
+      for (int p = 0; p < NP; ++p) {
+        const __m512 b = _mm512_set1_ps(xr[p * xstep + j]);
+        for (int v = 0; v < NV; ++v) acc[p][v] = _mm512_fmadd_ps(b, wv[v], acc[p][v]);
+      }
+    }
+  }
+  const ActParams act{a.act_in, a.act_slope, a.act_out};
+  for (int v = 0; v < NV; ++v) {
+    const int o = o0 + 16 * v;
+    const __mmask16 m = v == NV - 1 ? last : static_cast<__mmask16>(0xFFFF);
+    const __m512 bias = _mm512_maskz_loadu_ps(m, a.bias + o);
+    for (int p = 0; p < NP; ++p) {
+      const __m512 y = activate16(_mm512_add_ps(acc[p][v], bias), a.act, act, o, m);
+      _mm512_mask_storeu_ps(out + static_cast<int64_t>(p) * a.O + o, m, y);
+    }
+  }
+}
+
+template <int NV>
+DWR_AVX512 void conv_row_nv(const FloatConvArgs& a, const float* xp, int Wp, int oy, int o0,
+                            float* out) {
+  const int64_t row_stride = static_cast<int64_t>(Wp) * a.C;
+  const float* x0 = xp + static_cast<int64_t>(oy) * a.stride * row_stride;
+  const float* w = a.w + o0;
+  float* orow = out + static_cast<int64_t>(oy) * a.OW * a.O;
+  const int64_t xs = static_cast<int64_t>(a.stride) * a.C;
+  const __mmask16 last = lanes16(a.O - (o0 + 16 * (NV - 1)));
+  int ox = 0;
+  for (; ox + 6 <= a.OW; ox += 6)
+    conv_block<6, NV>(a, x0 + ox * xs, row_stride, w, orow + static_cast<int64_t>(ox) * a.O,
+                      o0, last);
+  const float* x = x0 + ox * xs;
+  float* dst = orow + static_cast<int64_t>(ox) * a.O;
+  switch (a.OW - ox) {
+    case 5: conv_block<5, NV>(a, x, row_stride, w, dst, o0, last); break;
+    case 4: conv_block<4, NV>(a, x, row_stride, w, dst, o0, last); break;
+    case 3: conv_block<3, NV>(a, x, row_stride, w, dst, o0, last); break;
+    case 2: conv_block<2, NV>(a, x, row_stride, w, dst, o0, last); break;
+    case 1: conv_block<1, NV>(a, x, row_stride, w, dst, o0, last); break;
+    default: break;
+  }
+}
+
+// One output row in blocks of 64 output channels (4 vectors; a stem's weights, k*k*C*64
+// floats, stay in L1 across the row), six pixels at a time: 24 accumulators.
+void float_conv_row(const FloatConvArgs& a, const float* xp, int Wp, int oy, float* out) {
+  for (int o0 = 0; o0 < a.O; o0 += 64) {
+    switch (std::min(4, (a.O - o0 + 15) / 16)) {
+      case 4: conv_row_nv<4>(a, xp, Wp, oy, o0, out); break;
+      case 3: conv_row_nv<3>(a, xp, Wp, oy, o0, out); break;
+      case 2: conv_row_nv<2>(a, xp, Wp, oy, o0, out); break;
+      default: conv_row_nv<1>(a, xp, Wp, oy, o0, out); break;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Pools and the dense layer: the portable order of operations, 16 channels at a time.
+
+DWR_AVX512 void max_pixel(const float* in, int64_t row, int C, int y0, int y1, int x0, int x1,
+                          float* dst) {
+  for (int c = 0; c < C; c += 16) {
+    const __mmask16 lm = lanes16(C - c);
+    __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+    for (int y = y0; y < y1; ++y)
+      for (int x = x0; x < x1; ++x)
+        m = _mm512_max_ps(
+            _mm512_maskz_loadu_ps(lm, in + y * row + static_cast<int64_t>(x) * C + c), m);
+    _mm512_mask_storeu_ps(dst + c, lm, m);
+  }
+}
+
+DWR_AVX512 void avg_pixel(const float* in, int64_t row, int C, int y0, int y1, int x0, int x1,
+                          float* dst) {
+  const __m512 inv = _mm512_set1_ps(1.0f / static_cast<float>((y1 - y0) * (x1 - x0)));
+  for (int c = 0; c < C; c += 16) {
+    const __mmask16 lm = lanes16(C - c);
+    __m512 s = _mm512_setzero_ps();
+    for (int y = y0; y < y1; ++y)
+      for (int x = x0; x < x1; ++x)
+        s = _mm512_add_ps(
+            s, _mm512_maskz_loadu_ps(lm, in + y * row + static_cast<int64_t>(x) * C + c));
+    _mm512_mask_storeu_ps(dst + c, lm, _mm512_mul_ps(s, inv));
+  }
+}
+
+DWR_AVX512 void dense_block(const float* x, int C, const float* wb, const float* bias,
+                            float* out) {
+  __m512 acc[4];
+  for (int v = 0; v < 4; ++v) acc[v] = _mm512_setzero_ps();
+  for (int c = 0; c < C; ++c) {
+    const __m512 xc = _mm512_set1_ps(x[c]);
+    for (int v = 0; v < 4; ++v)
+      acc[v] = _mm512_add_ps(acc[v], _mm512_mul_ps(xc, _mm512_loadu_ps(wb + c * 64 + 16 * v)));
+  }
+  for (int v = 0; v < 4; ++v)
+    _mm512_storeu_ps(out + 16 * v, _mm512_add_ps(acc[v], _mm512_loadu_ps(bias + 16 * v)));
+}
+
+constexpr Kernels kAvx512 = {
+    "avx512",       1,           1,          nullptr,   weight_words, prepare_weight,
+    popgemm,        epilogue_float, pack_row, float_conv_row, max_pixel, avg_pixel,
+    dense_block,
+};
+
+}  // namespace
+
+const Kernels* avx512_kernels() { return &kAvx512; }
+
+}  // namespace dwr
+
+#else
+namespace dwr {
+const Kernels* avx512_kernels() { return nullptr; }
+}  // namespace dwr
+#endif
