@@ -173,9 +173,9 @@ def test_check_output_tries_the_directory_and_says_so_once(tmp_path):
 def test_open_regular_refuses_a_fifo_at_once(tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    with pytest.raises(DwrError, match="recipe file .* is a FIFO"):
+    with pytest.raises(DwrError, match="recipe file .*: a FIFO, not a regular file"):
         files.open_regular(fifo, "recipe file")
-    with pytest.raises(DwrError, match="is a directory"):
+    with pytest.raises(DwrError, match="a directory, not a regular file"):
         files.read_text(tmp_path)
     with pytest.raises(FileNotFoundError):
         files.open_regular(tmp_path / "missing")

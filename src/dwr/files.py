@@ -275,7 +275,8 @@ def open_regular(path: str | os.PathLike, what: str = "file") -> BinaryIO:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise DwrError(f"{what} {where} is {_kind(mode)}, not a regular file; give a file")
+            label = f"{what} {where}" if what else where
+            raise DwrError(f"{label}: {_kind(mode)}, not a regular file; give a file")
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
