@@ -210,9 +210,9 @@ def test_a_write_sweeps_only_stale_unheld_temps_of_its_own_output(tmp_path):
     assert fresh.exists() and held.exists() and other.exists() and odd.exists()
 
 
-def test_prune_style_lock_beside_a_file_is_removed(tmp_path):
-    with files.run_lock(tmp_path, ".p.json.lock", keep=False):
-        assert (tmp_path / ".p.json.lock").exists()
+def test_a_lock_not_kept_is_removed(tmp_path):
+    with files.run_lock(tmp_path, keep=False):
+        assert (tmp_path / ".lock").exists()
     assert not list(tmp_path.iterdir())
     with files.run_lock(tmp_path):  # a run directory keeps its lock file
         pass
