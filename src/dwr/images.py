@@ -41,6 +41,7 @@ def decode_image(path: str | os.PathLike, mode: str, resize: int | None = None) 
     where = os.fspath(path)
     try:
         with open_regular(where, "") as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a plugin's notes on a damaged file: one line only
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(f) as img:
                 check_resized_size(where, img.size, resize)
