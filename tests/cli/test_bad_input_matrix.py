@@ -39,15 +39,15 @@ def _spec(**changes):
     return dwr.get_spec("resnet20_cifar", depths=[1, 1, 1], widths=[8, 8, 8], **changes)
 
 
-def _checkpoint(path: Path, mutate=None, reseal: bool = True) -> Path:
+def _checkpoint(path: Path, mutate=None, reseal: bool = True, dataset="digits", **spec) -> Path:
     """A dwr checkpoint of the tiny spec; ``mutate(ckpt)`` then optionally a new checksum."""
     from dwr.backbones import build
     from dwr.train.checkpoint import seal
 
-    spec = _spec()
+    spec = _spec(**spec)
     sd = build(spec).state_dict()
     ckpt = {
-        "dwr": {"format": 1, "spec": spec.to_dict(), "epoch": 1, "dataset": "digits"},
+        "dwr": {"format": 1, "spec": spec.to_dict(), "epoch": 1, "dataset": dataset},
         "state_dict": {f"model.{k}": v for k, v in sd.items()},
     }
     seal(ckpt)
@@ -449,15 +449,21 @@ def test_prune_out_dir_leaves_no_temp_file(paths, capsys):
     assert not list(paths["tmp"].glob("dir*.tmp")) and not list(paths["dir"].iterdir())
 
 
+def _dds_bytes() -> bytes:
+    """A DDS file Pillow identifies, then fails on with NotImplementedError."""
+    import struct
+
+    hdr = struct.pack("<7I", 124, 0x1007, 4, 4, 16, 0, 0) + b"\0" * 44
+    pf = struct.pack("<8I", 32, 0x80000, 0, 32, 0, 0, 0, 0)
+    return b"DDS " + hdr + pf + struct.pack("<5I", 0x1000, 0, 0, 0, 0) + b"\0" * 64
+
+
 def test_one_undecodable_image_does_not_stop_the_batch(paths, capsys):
     """A DDS Pillow opens but cannot decode once ended predict with an internal
     NotImplementedError at --batch 1; now: one line for it, the others go on, exit 2."""
-    import struct
 
     dds = paths["tmp"] / "bad.dds"
-    hdr = struct.pack("<7I", 124, 0x1007, 4, 4, 16, 0, 0) + b"\0" * 44
-    pf = struct.pack("<8I", 32, 0x80000, 0, 32, 0, 0, 0, 0)
-    dds.write_bytes(b"DDS " + hdr + pf + struct.pack("<5I", 0x1000, 0, 0, 0, 0) + b"\0" * 64)
+    dds.write_bytes(_dds_bytes())
     good = str(paths["good_png"])
     for batch in ("1", "8"):
         argv = ["predict", str(paths["eng"]), good, str(dds), good, "--batch", batch, "--json"]
@@ -500,3 +506,28 @@ def test_json_output_never_holds_bare_nan(capsys):
     print_json({"a": math.nan, "b": [1.5, math.inf, {"c": -math.inf}], "d": "nan"})
     got = json.loads(capsys.readouterr().out)
     assert got == {"a": None, "b": [1.5, None, {"c": None}], "d": "nan"}
+
+
+def test_eval_leaves_out_an_undecodable_image_and_goes_on(paths, capsys):
+    """One bad file of an ImageFolder once ended ``dwr eval`` with an internal error; now it
+    gets one line, the other images are evaluated, and the exit code is 2."""
+    import shutil
+
+    root = paths["tmp"] / "imgf_dds"
+    shutil.copytree(paths["imgf_fifo"], root, ignore=shutil.ignore_patterns("9.jpg"))
+    bad = root / "val" / "dog" / "0.jpg"
+    bad.write_bytes(_dds_bytes())
+    ckpt = _checkpoint(paths["tmp"] / "imgf.ckpt", dataset="imagefolder", num_classes=2)
+    argv = ["eval", str(ckpt), "--dataset", "imagefolder", "--data-dir", str(root)]
+    assert main([*argv, "--batch-size", "3", "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert err.strip().splitlines() == [
+        f"dwr: error: cannot decode image {bad}: cannot decode the image (NotImplementedError: "
+        "Unknown pixel format flags 524288); remove or replace it"
+    ]
+    import json
+
+    assert json.loads(out)["skipped_images"] == 1
+    bad.write_bytes(paths["good_png"].read_bytes())  # the control: every image decodes
+    assert main([*argv, "--json"]) == 0
+    assert "skipped_images" not in json.loads(capsys.readouterr().out)

@@ -77,27 +77,34 @@ def eval_transform(img):
 
 
 class ImageFileDataset(Dataset):
-    """Decodes one file per item: (normalised 3x224x224 float tensor, label)."""
+    """Decodes one file per item: (normalised 3x224x224 float tensor, label).
 
-    def __init__(self, split: FileSplit, train_transform: bool, mean, std) -> None:
-        self.split, self.train = split, train_transform
+    ``skip_bad`` (evaluation): a file that cannot be decoded does not stop the run; every item
+    is ``(image, label, "")``, and a bad file's is ``(zeros, -1, its error message)``."""
+
+    def __init__(self, split: FileSplit, train_transform: bool, mean, std, skip_bad=False) -> None:
+        self.split, self.train, self.skip_bad = split, train_transform, skip_bad
         self.mean = torch.tensor(mean).view(3, 1, 1)
         self.std = torch.tensor(std).view(3, 1, 1)
 
     def __len__(self) -> int:
         return len(self.split)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, i: int) -> tuple:
         from dwr.images import decode_image
 
         path = self.split.paths[i]
         try:
             img = decode_image(path, "RGB", RESIZE)
         except DwrError as exc:
-            raise DwrError(f"cannot decode image {exc}; remove or replace it") from None
+            message = f"cannot decode image {exc}; remove or replace it"
+            if self.skip_bad:
+                return torch.zeros(3, CROP, CROP), -1, message
+            raise DwrError(message) from None
         img = train_transform(img) if self.train else eval_transform(img)
         x = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
-        return (x.float() / 255.0 - self.mean) / self.std, self.split.labels[i]
+        x = (x.float() / 255.0 - self.mean) / self.std
+        return (x, self.split.labels[i], "") if self.skip_bad else (x, self.split.labels[i])
 
 
 def _scan(folder: Path, classes: list[str] | None) -> tuple[FileSplit, list[str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
 
 from dwr.backbones.spec import MAX_WIDTH
 from dwr.cli.options import (
@@ -211,7 +212,12 @@ def run_eval(args: argparse.Namespace) -> int:
             f"checkpoint {args.checkpoint} predicts {model.spec.num_classes} classes but "
             f"{data.name} has {data.num_classes}; was it trained on {meta.get('dataset')}?"
         )
-    metrics = evaluate(model, data, args.split, args.batch_size)
+    skipped: list[str] = []  # one bad image does not stop the evaluation
+    metrics = evaluate(model, data, args.split, args.batch_size, skipped)
+    for message in skipped:
+        print(f"dwr: error: {message}", file=sys.stderr)
+    if skipped:
+        metrics["skipped_images"] = len(skipped)
     if args.json:
         print_json(
             {
@@ -227,5 +233,6 @@ def run_eval(args: argparse.Namespace) -> int:
         print(
             f"{model.spec.name} ({args.checkpoint}) on {data.name}/{args.split}: "
             f"top1 {metrics['top1']:.2f}% top5 {metrics['top5']:.2f}%"
+            + (f" ({len(skipped)} unreadable images left out)" if skipped else "")
         )
-    return 0
+    return 2 if skipped else 0
