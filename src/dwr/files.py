@@ -200,14 +200,22 @@ def check_output(
         raise DwrError(f"{what} is empty; give a file name")
     p = Path(path)
     _refuse_special(p, what)
-    for source in inputs:
-        if source is not None and _same_file(p, source):
-            raise DwrError(
-                f"{what} {p} is the input {source} itself: writing it would destroy the "
-                f"input; choose another {what}"
-            )
+    check_not_input(p, inputs, what)
     _check_directory_of(p, what)
     return p
+
+
+def check_not_input(
+    path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None], what: str = "-o"
+) -> None:
+    """Refuse an output ``path`` that is one of ``inputs`` (the same file, also through a
+    symlink or a hard link); touches nothing."""
+    for source in inputs:
+        if source is not None and _same_file(path, source):
+            raise DwrError(
+                f"{what} {path} is the input {source} itself: writing it would destroy the "
+                f"input; choose another {what}"
+            )
 
 
 def _kind(mode: int) -> str:

@@ -141,6 +141,9 @@ def _issue24_paths(root: Path, p: dict, writers) -> dict:
         path.write_bytes(p["ckpt"].read_bytes())
     (root / "link.dwre").symlink_to(q["own_link"])
     os.link(q["own_hard"], root / "hard.ckpt")
+    q["ckpt_dir"] = root / "run_with_teacher"  # a trained teacher's run directory
+    q["ckpt_dir"].mkdir()
+    (q["ckpt_dir"] / "best.ckpt").write_bytes(p["ckpt"].read_bytes())
     q["dev"] = Path("/dev/null")
     if os.geteuid() == 0:  # root could replace /dev/null itself: a node of our own instead
         q["dev"] = root / "null-node"
@@ -326,6 +329,11 @@ IN_PROCESS_ROWS = [
         "cannot write -o /proc/dwr-test.dwre: cannot create a file in /proc (",
     ),
     ("profile-out-unwritable", ["profile", "--out", "/proc/dwr-t.json"], "cannot write --out"),
+    (
+        "train-teacher-in-out",
+        [*TRAIN, "--teacher", "{ckpt_dir}/best.ckpt", "--out", "{ckpt_dir}"],
+        "is the input",
+    ),
     # issue 24: every reader refuses a FIFO at once
     ("predict-image-fifo", ["predict", "{eng}", "{fifo}"], "a FIFO, not a regular file"),
     (

@@ -131,7 +131,7 @@ def run_train(args: argparse.Namespace) -> int:
     import torch
 
     from dwr.backbones import get_spec
-    from dwr.files import run_lock
+    from dwr.files import check_not_input, run_lock
     from dwr.train import resolve_recipe
     from dwr.train.api import check_trainer_settings
 
@@ -146,6 +146,8 @@ def run_train(args: argparse.Namespace) -> int:
     )
     resolve_recipe(args.recipe, args.dataset, _overrides(args))
     check_trainer_settings(args.devices, args.num_nodes, args.strategy, args.accelerator)
+    for name in ("last.ckpt", "best.ckpt"):  # a teacher inside --out would be overwritten
+        check_not_input(os.path.join(args.out, name), [args.teacher], "--out")
     with run_lock(args.out):
         return _train(args, spec)
 
