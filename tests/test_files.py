@@ -256,3 +256,26 @@ def test_sigterm_during_a_write_removes_the_temp_file(tmp_path):
     assert p.returncode == 128 + signal.SIGTERM
     assert err.strip() == "dwr: terminated"
     assert not list(tmp_path.iterdir())
+
+
+FORKED_CHILD = """
+import os, signal, sys, time
+from dwr.cli.main import _sigterm_as_exception
+
+with _sigterm_as_exception():
+    pid = os.fork()
+    if pid == 0:  # like a DataLoader worker: inherits the handler
+        time.sleep(60)
+        os._exit(0)
+    time.sleep(0.5)
+    os.kill(pid, signal.SIGTERM)
+    _, status = os.waitpid(pid, 0)
+    print(os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_forked_child_dies_of_sigterm_as_by_default():
+    """Only the process that installed the handler turns SIGTERM into its cleanup path."""
+    out = subprocess.run([sys.executable, "-c", FORKED_CHILD], capture_output=True, text=True)
+    assert out.stdout.strip() == "True", out.stderr

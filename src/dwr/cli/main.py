@@ -34,7 +34,14 @@ class Terminated(BaseException):
     """SIGTERM, raised where the main thread is, so cleanup runs as for Ctrl-C."""
 
 
+_main_pid: int | None = None  # the process that installed the handler
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
+    if os.getpid() != _main_pid:  # a forked child (a DataLoader worker): die as by default
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
     raise Terminated()
 
 
@@ -89,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
 @contextlib.contextmanager
 def _sigterm_as_exception():
     """SIGTERM raises :class:`Terminated` for the ``with`` block (main thread only)."""
+    global _main_pid
+    _main_pid = os.getpid()
     try:
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     except ValueError:  # not the main thread: signals cannot be handled here
