@@ -131,3 +131,25 @@ def test_batch_split_benchmark_times_both_splits(tmp_path, monkeypatch, capsys):
     r = case["ratio_pixels_over_images"]
     assert 0 < r["min"] <= r["median"] <= r["max"]
     assert "pixels/images" in capsys.readouterr().out
+
+
+def test_bad_input_probe_sorts_outcomes():
+    """benchmarks/bad_input_probe.py's classification, on made-up exits (no dwr run)."""
+    import signal
+
+    probe = load_benchmark("bad_input_probe")
+    bad = probe.Case("x", [])
+    one = "dwr: error: no\n"
+    assert probe.classify(bad, 2, "", one, 1.0, 100)[0] == "clean"
+    assert probe.classify(bad, -signal.SIGKILL, "", "", 60.0, 100)[0] == "hang"
+    assert probe.classify(bad, 1, "", "dwr: internal error: KeyError\n", 1.0, 100)[0] == "internal"
+    assert probe.classify(bad, 0, "", "", 1.0, 100)[0] == "wrong"  # exit 0 on bad input
+    assert probe.classify(bad, 2, "", one, 1.0, 5000)[0] == "wrong"  # GBs of memory
+    assert probe.classify(bad, 2, "", one + one, 1.0, 100)[0] == "other"
+    slow = probe.Case("x", [], max_cpu_s=10)
+    assert probe.classify(slow, 2, "", one, 40.0, 100)[0] == "wrong"  # refused only after work
+    line = '{"top_k": [{"index": 3, "score": 0.5}]}\n'
+    good = probe.Case("x", [], succeed=True, check=probe.same_as(probe.top_label(line)))
+    assert probe.classify(good, 0, line, "", 1.0, 100)[0] == "clean"
+    other = line.replace("0.5", "0.6")
+    assert probe.classify(good, 0, other, "", 1.0, 100)[0] == "wrong"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -38,15 +39,15 @@ def _spec(**changes):
     return dwr.get_spec("resnet20_cifar", depths=[1, 1, 1], widths=[8, 8, 8], **changes)
 
 
-def _checkpoint(path: Path, mutate=None, reseal: bool = True) -> Path:
+def _checkpoint(path: Path, mutate=None, reseal: bool = True, dataset="digits", **spec) -> Path:
     """A dwr checkpoint of the tiny spec; ``mutate(ckpt)`` then optionally a new checksum."""
     from dwr.backbones import build
     from dwr.train.checkpoint import seal
 
-    spec = _spec()
+    spec = _spec(**spec)
     sd = build(spec).state_dict()
     ckpt = {
-        "dwr": {"format": 1, "spec": spec.to_dict(), "epoch": 1, "dataset": "digits"},
+        "dwr": {"format": 1, "spec": spec.to_dict(), "epoch": 1, "dataset": dataset},
         "state_dict": {f"model.{k}": v for k, v in sd.items()},
     }
     seal(ckpt)
@@ -121,7 +122,76 @@ def paths(tmp_path_factory):
     for f in (img / "train").rglob("*.jpg"):
         f.write_bytes(b"not a jpeg")
     p["imgf_bad"] = img
+    p.update(_issue24_paths(root, p, writers))
     return p
+
+
+#: Copies of the good checkpoint that rows try to overwrite (each must stay intact).
+OWN = ("own_same", "own_link", "own_hard", "own_export")
+
+
+def _issue24_paths(root: Path, p: dict, writers) -> dict:
+    """Inputs of issue 24: outputs that are inputs or special files, FIFOs for every reader,
+    odd images, an engine file with NaN weights, a checkpoint with planted code."""
+    import numpy as np
+    from PIL import Image
+
+    q = {k: root / f"{k}.ckpt" for k in OWN}
+    for path in q.values():
+        path.write_bytes(p["ckpt"].read_bytes())
+    (root / "link.dwre").symlink_to(q["own_link"])
+    os.link(q["own_hard"], root / "hard.ckpt")
+    q["ckpt_dir"] = root / "run_with_teacher"  # a trained teacher's run directory
+    q["ckpt_dir"].mkdir()
+    (q["ckpt_dir"] / "best.ckpt").write_bytes(p["ckpt"].read_bytes())
+    q["dev"] = Path("/dev/null")
+    if os.geteuid() == 0:  # root could replace /dev/null itself: a node of our own instead
+        q["dev"] = root / "null-node"
+        os.mknod(q["dev"], 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    os.mkfifo(root / "recipe.yaml")
+    q["fifo_yaml"] = root / "recipe.yaml"
+    q["cifar_fifo"] = writers.write_cifar10(root / "cifar_fifo")
+    (q["cifar_fifo"] / "data_batch_1").unlink()
+    os.mkfifo(q["cifar_fifo"] / "data_batch_1")
+    q["imgf_fifo"] = writers.write_imagefolder(root / "imgf_fifo", per_class=2)
+    os.mkfifo(q["imgf_fifo"] / "train" / "cat" / "9.jpg")
+    q["ckpt_cifar"] = _checkpoint(
+        root / "ckpt" / "cifar.ckpt", lambda c: c["dwr"].__setitem__("dataset", "cifar10")
+    )
+    q["eng"] = root / "tiny.dwre"
+    assert main(["convert", str(q["ckpt_cifar"]), "-o", str(q["eng"]), "--repeats", "1"]) == 0
+    q["eng_nan"] = _nan_engine_file(q["eng"], root / "nan.dwre")
+    q["good_png"] = root / "good.png"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(q["good_png"])
+    q["wide_png"] = root / "wide.png"
+    Image.new("L", (1_000_000, 1)).save(q["wide_png"])
+    q["int32_tif"] = root / "int32.tif"
+    Image.fromarray(np.full((8, 8), 100_000, np.int32)).save(q["int32_tif"])
+    q["ckpt_planted"] = root / "planted.ckpt"
+    torch.save({"dwr": {}, "state_dict": {}, "x": _Planted()}, q["ckpt_planted"])
+    return q
+
+
+class _Planted:
+    """Pickles as a call of print: harmless if it ever ran, and refused by weights_only."""
+
+    def __reduce__(self):
+        return (print, ("planted code ran",))
+
+
+def _nan_engine_file(src: Path, dst: Path) -> Path:
+    """``src`` with one NaN weight and a valid checksum."""
+    import struct
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "engine"))
+    from engine_fuzz import repack, split
+
+    header, payload = split(src.read_bytes())
+    payload = bytearray(payload)
+    desc = next(a for op in header["ops"] for a in op["arrays"].values() if a["dtype"] == "float32")
+    payload[desc["offset"] : desc["offset"] + 4] = struct.pack("<f", math.nan)
+    dst.write_bytes(repack(header, bytes(payload)))
+    return dst
 
 
 # (id, argv, words the message must contain); {name} is filled from ``paths``.
@@ -239,6 +309,72 @@ IN_PROCESS_ROWS = [
     ("eval-ckpt-dev-zero", ["eval", "/dev/zero"], "not a regular file"),
     ("bench-ckpt-dev-zero", ["bench", "/dev/zero"], "not a regular file"),
     ("prune-ckpt-dir", ["prune", "{dir}", "--model", "resnet20_cifar"], "not a regular file"),
+    # issue 24: an output that is an input (also via links) or a special file
+    ("convert-o-same-ckpt", ["convert", "{own_same}", "-o", "{own_same}"], "is the input"),
+    ("convert-o-symlink-to-input", ["convert", "{own_link}", "-o", "{tmp}/link.dwre"], "input"),
+    ("convert-o-hardlink-of-input", ["convert", "{tmp}/hard.ckpt", "-o", "{own_hard}"], "input"),
+    ("export-o-input-ckpt", ["export", "{own_export}", "-o", "{own_export}"], "is the input"),
+    (
+        "prune-out-input-ckpt",
+        ["prune", "{own_same}", "--model", "resnet20_cifar", "--out", "{own_same}"],
+        "is the input",
+    ),
+    ("convert-o-fifo", ["convert", "{ckpt}", "-o", "{fifo}"], "is a FIFO, not a regular file"),
+    ("export-o-fifo", ["export", "{ckpt}", "-o", "{fifo}"], "is a FIFO, not a regular file"),
+    ("convert-o-device", ["convert", "{ckpt}", "-o", "{dev}"], "is a device, not a regular"),
+    ("export-o-device", ["export", "{ckpt}", "-o", "{dev}"], "is a device, not a regular"),
+    (
+        "convert-o-unwritable",
+        ["convert", "{ckpt}", "-o", "/proc/dwr-test.dwre"],
+        "cannot write -o /proc/dwr-test.dwre: cannot create a file in /proc (",
+    ),
+    ("profile-out-unwritable", ["profile", "--out", "/proc/dwr-t.json"], "cannot write --out"),
+    (
+        "train-teacher-in-out",
+        [*TRAIN, "--teacher", "{ckpt_dir}/best.ckpt", "--out", "{ckpt_dir}"],
+        "is the input",
+    ),
+    # issue 24: every reader refuses a FIFO at once
+    ("predict-image-fifo", ["predict", "{eng}", "{fifo}"], "a FIFO, not a regular file"),
+    (
+        "convert-class-names-fifo",
+        ["convert", "{ckpt_cifar}", "-o", "{tmp}/cn.dwre", "--class-names", "{fifo}"],
+        "a FIFO, not a regular file",
+    ),
+    ("train-recipe-fifo", [*TRAIN, "--recipe", "{fifo_yaml}", "--out", "{tmp}/o"], "a FIFO"),
+    (
+        "train-cifar-fifo",
+        [*TRAIN, "--dataset", "cifar10", "--data-dir", "{cifar_fifo}", "--out", "{tmp}/o"],
+        "a FIFO, not a regular file",
+    ),
+    (
+        "train-imagefolder-fifo",
+        [*TRAIN, "--dataset", "imagefolder", "--data-dir", "{imgf_fifo}", "--out", "{tmp}/o"],
+        "a FIFO, not a regular file",
+    ),
+    # issue 24: images, weights and options
+    ("predict-png-1000000x1", ["predict", "{eng}", "{wide_png}"], "at most 8192 pixels a side"),
+    ("predict-tiff-int32", ["predict", "{eng}", "{int32_tif}"], "no known range"),
+    ("predict-engine-nan", ["predict", "{eng_nan}", "{good_png}", "--json"], "NaN or infinite"),
+    ("eval-ckpt-planted-code", ["eval", "{ckpt_planted}"], "may be malicious"),
+    ("convert-ckpt-planted-code", ["convert", "{ckpt_planted}", "-o", "{tmp}/p.dwre"], "malicious"),
+    (
+        "export-batch-1e22",
+        ["export", "{ckpt}", "-o", "{tmp}/b.onnx", "--batch", "99999999999999999999999"],
+        "batch must be >= 1 and <= 65536",
+    ),
+    ("export-batch-1e12", ["export", "{ckpt}", "-o", "{tmp}/b.onnx", "--batch", "10" * 6], "batch"),
+    ("export-size-1e12", ["export", "{ckpt}", "-o", "{tmp}/s.onnx", "--size", "10" * 6], "size"),
+    (
+        "prune-min-samples-1e9",
+        ["prune", "{ckpt}", "--model", "resnet20_cifar", "--min-samples", "1000000000"],
+        "min-samples must be",
+    ),
+    (
+        "prune-min-samples-above-widths",
+        ["prune", "{ckpt}", "--model", "resnet20_cifar", "--min-samples", "9"],
+        "exceeds the channels of every stage",
+    ),
 ]
 if not torch.cuda.is_available():
     IN_PROCESS_ROWS.append(
@@ -308,6 +444,10 @@ def test_in_process_row(paths, capsys, rid, argv, needle):
     err = capsys.readouterr().err
     _check(code, err, needle, time.process_time() - t0)
     assert not (paths["tmp"] / "o").exists(), "a failed run left its --out behind"
+    for own in OWN:
+        assert paths[own].read_bytes() == paths["ckpt"].read_bytes(), f"{own} was overwritten"
+    assert stat.S_ISFIFO(os.lstat(paths["fifo"]).st_mode), "the FIFO was replaced"
+    assert stat.S_ISCHR(os.stat(paths["dev"]).st_mode), "the device node was replaced"
 
 
 def test_prune_out_dir_leaves_no_temp_file(paths, capsys):
@@ -315,3 +455,87 @@ def test_prune_out_dir_leaves_no_temp_file(paths, capsys):
     assert main(argv) == 2
     capsys.readouterr()
     assert not list(paths["tmp"].glob("dir*.tmp")) and not list(paths["dir"].iterdir())
+
+
+def _dds_bytes() -> bytes:
+    """A DDS file Pillow identifies, then fails on with NotImplementedError."""
+    import struct
+
+    hdr = struct.pack("<7I", 124, 0x1007, 4, 4, 16, 0, 0) + b"\0" * 44
+    pf = struct.pack("<8I", 32, 0x80000, 0, 32, 0, 0, 0, 0)
+    return b"DDS " + hdr + pf + struct.pack("<5I", 0x1000, 0, 0, 0, 0) + b"\0" * 64
+
+
+def test_one_undecodable_image_does_not_stop_the_batch(paths, capsys):
+    """A DDS Pillow opens but cannot decode once ended predict with an internal
+    NotImplementedError at --batch 1; now: one line for it, the others go on, exit 2."""
+
+    dds = paths["tmp"] / "bad.dds"
+    dds.write_bytes(_dds_bytes())
+    good = str(paths["good_png"])
+    for batch in ("1", "8"):
+        argv = ["predict", str(paths["eng"]), good, str(dds), good, "--batch", batch, "--json"]
+        assert main(argv) == 2
+        out, err = capsys.readouterr()
+        assert len(out.strip().splitlines()) == 2
+        assert err.strip().splitlines() == [
+            f"dwr: error: {dds}: cannot decode the image (NotImplementedError: Unknown pixel "
+            "format flags 524288)"
+        ]
+
+
+NAN_MODULE = """
+import math
+import dwr
+
+
+def make():
+    model = dwr.create_model("resnet20_cifar", depths=[1, 1, 1], widths=[8, 8, 8]).eval()
+    model.stages[0][0].conv.weight.data.view(-1)[0] = math.nan  # a binary conv: its sign hides it
+    return model
+"""
+
+
+def test_convert_refuses_a_module_with_nan_weights(paths, capsys, monkeypatch, tmp_path):
+    (tmp_path / "nan_module_24.py").write_text(NAN_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "nan.dwre"
+    assert main(["convert", "nan_module_24:make", "-o", str(out), "--input-size", "3", "32", "32"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "stages.0.0.conv.weight holds NaN or infinite values" in err[0]
+    assert not out.exists()
+
+
+def test_json_output_never_holds_bare_nan(capsys):
+    import json
+
+    from dwr.cli.options import print_json
+
+    print_json({"a": math.nan, "b": [1.5, math.inf, {"c": -math.inf}], "d": "nan"})
+    got = json.loads(capsys.readouterr().out)
+    assert got == {"a": None, "b": [1.5, None, {"c": None}], "d": "nan"}
+
+
+def test_eval_leaves_out_an_undecodable_image_and_goes_on(paths, capsys):
+    """One bad file of an ImageFolder once ended ``dwr eval`` with an internal error; now it
+    gets one line, the other images are evaluated, and the exit code is 2."""
+    import shutil
+
+    root = paths["tmp"] / "imgf_dds"
+    shutil.copytree(paths["imgf_fifo"], root, ignore=shutil.ignore_patterns("9.jpg"))
+    bad = root / "val" / "dog" / "0.jpg"
+    bad.write_bytes(_dds_bytes())
+    ckpt = _checkpoint(paths["tmp"] / "imgf.ckpt", dataset="imagefolder", num_classes=2)
+    argv = ["eval", str(ckpt), "--dataset", "imagefolder", "--data-dir", str(root)]
+    assert main([*argv, "--batch-size", "3", "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert err.strip().splitlines() == [
+        f"dwr: error: cannot decode image {bad}: cannot decode the image (NotImplementedError: "
+        "Unknown pixel format flags 524288); remove or replace it"
+    ]
+    import json
+
+    assert json.loads(out)["skipped_images"] == 1
+    bad.write_bytes(paths["good_png"].read_bytes())  # the control: every image decodes
+    assert main([*argv, "--json"]) == 0
+    assert "skipped_images" not in json.loads(capsys.readouterr().out)

@@ -305,3 +305,64 @@ def test_latency_benchmark_script_writes_its_table(cache, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "within 10%" in printed and "drift: the reference conv" in printed
     assert bench.main(["--sections", "nosuch", "--out", str(out)]) == 2
+
+
+def _damage(table: dict, what: str) -> dict:
+    """One damage of issue 24 to a valid table."""
+    if what == "no-head":
+        del table["head"]
+    elif what == "head-empty":
+        table["head"] = []
+    elif what == "ms-nan":
+        table["binary_conv"][0]["ms"] = float("nan")
+    elif what == "ms-negative":
+        for row in table["binary_conv"]:
+            row["ms"] = -row["ms"]
+    elif what == "ms-zero":
+        for row in table["float_conv"]:
+            row["ms"] = 0.0
+    elif what == "call-inf":
+        table["call_ms"] = float("inf")
+    elif what == "shape-string":
+        table["head"][0]["cin"] = "16"
+    elif what == "per-element-nan":
+        table["per_element_ns"]["residual"] = float("nan")
+    return table
+
+
+DAMAGES = [
+    "no-head", "head-empty", "ms-nan", "ms-negative", "ms-zero", "call-inf", "shape-string",
+    "per-element-nan",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("what", DAMAGES)
+def test_a_damaged_table_is_refused_naming_the_file_and_the_fix(cache, capsys, what):
+    """No header, NaN, negative or zero times once gave an internal KeyError or printed
+    ``nan ms`` / a time 6x too small with exit 0."""
+    path = latency.table_path(1)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(_damage(synthetic_table(), what)))  # NaN written as NaN
+    assert main(["summary", "resnet20_cifar", "--latency"]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "damaged latency table" in err[0], captured.err
+    assert str(path) in err[0] and "dwr profile" in err[0]
+    assert captured.out == ""
+    out = cache / "run"
+    assert main(["run", "--out", str(out), "--budget-metric", "latency"]) == 2
+    assert "damaged latency table" in capsys.readouterr().err
+
+
+def test_the_undamaged_table_passes_the_check():
+    latency.check_table(synthetic_table())  # the control of the test above
+
+
+def test_a_table_that_is_a_fifo_is_refused_at_once(cache, capsys):
+    import os
+
+    path = latency.table_path(1)
+    path.parent.mkdir(parents=True)
+    os.mkfifo(path)
+    with pytest.raises(DwrError, match="not a regular file|no latency calibration table"):
+        latency.load_table(1, path)

@@ -42,3 +42,31 @@ def test_imagefolder_errors(tmp_path, make_imagefolder):
 
         shutil.rmtree(tmp_path / "x" / "val")
         load_dataset("imagefolder", tmp_path / "x")
+
+
+@pytest.mark.timeout(60)
+def test_a_fifo_among_the_images_is_refused_at_once(tmp_path, make_imagefolder):
+    import os
+
+    make_imagefolder(tmp_path, per_class=1)
+    os.mkfifo(tmp_path / "val" / "cat" / "9.jpg")
+    d = load_dataset("imagefolder", tmp_path)
+    with pytest.raises(DwrError, match=r"cannot decode image .*9\.jpg: a FIFO"):
+        for _ in d.loader("test", 2):
+            pass
+
+
+def test_16bit_images_are_scaled_like_8bit_ones(tmp_path, make_imagefolder):
+    import numpy as np
+    from PIL import Image
+
+    make_imagefolder(tmp_path, per_class=1)
+    for split in ("train", "val"):
+        for c, depth in (("cat", 8), ("dog", 16)):
+            value = np.full((30, 40), 128 * (257 if depth == 16 else 1))
+            img = value.astype(np.uint16 if depth == 16 else np.uint8)
+            (tmp_path / split / c / "0.jpg").unlink()
+            Image.fromarray(img).save(tmp_path / split / c / "0.png")
+    x, y = next(iter(load_dataset("imagefolder", tmp_path).loader("test", 2)))
+    assert y.tolist() == [0, 1]
+    assert torch.equal(x[0], x[1])  # mid-grey either way, not white

@@ -160,3 +160,33 @@ def test_non_finite_inputs_are_refused(saved, bad):
         comp(x)
     with pytest.raises(DwrError, match="NaN or infinite"):
         comp(torch.from_numpy(x))
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("array", ["w", "scale", "bias"])
+def test_non_finite_weights_in_a_file_are_refused(saved, value, array):
+    """A file with a valid checksum but a NaN weight once loaded and printed ``nan`` scores."""
+    import struct
+
+    header, payload = split(saved[1].read_bytes())
+    payload = bytearray(payload)
+    desc = next(op["arrays"][array] for op in header["ops"] if array in op["arrays"])
+    payload[desc["offset"] : desc["offset"] + 4] = struct.pack("<f", value)
+    with pytest.raises(DwrError, match=f"{array} holds NaN or infinite values"):
+        CompiledModel.from_bytes(repack(header, bytes(payload)))
+    CompiledModel.from_bytes(repack(header, split(saved[1].read_bytes())[1]))  # the control
+
+
+@pytest.mark.parametrize("where", ["stem", "binary"])
+def test_a_model_with_non_finite_weights_is_not_converted(where):
+    """A NaN in a binary conv's latent weights would vanish in its sign: the module itself is
+    checked, before compiling."""
+    model = random_model("resnet20_cifar")
+    name, param = next(
+        (n, p) for n, p in model.named_parameters() if ("stem" in n) == (where == "stem")
+        and p.dim() == 4
+    )
+    with torch.no_grad():
+        param.view(-1)[0] = float("nan")
+    with pytest.raises(DwrError, match=f"the model: {name} holds NaN"):
+        engine.convert(model)

@@ -131,6 +131,10 @@ def test_cli_prune_checkpoint(finished_run, capsys):
     res = json.loads(capsys.readouterr().out)
     assert abs(res["cost"]["bops"] / float(budget) - 1) <= 0.03
     assert res["eps_scales"] == [1.0, 1.0, 1.0]
+    target = out / "pruned" / "p.json"  # a plain directory: no lock file left in it
+    assert main(argv + ["--out", str(target)]) == 0
+    capsys.readouterr()
+    assert [p.name for p in target.parent.iterdir()] == ["p.json"]
     # eps in each stage's own unit: a bisection over one multiplier, scales reported
     assert main(argv + ["--eps-scale", "stage", "--eps", "auto", "--min-samples", "2"]) == 0
     shown = capsys.readouterr().out

@@ -7,6 +7,9 @@ subcommands with ``func`` set to a handler ``(args) -> int``. This is the one er
 - a :class:`DwrError` from any handler, and an ``OSError`` (a path the user gave) or a
   ``MemoryError``, become one line on stderr and exit code 2;
 - dwr's own warnings (:class:`DwrWarning`) print as one ``dwr: warning: ...`` line;
+- SIGTERM (what ``docker stop`` and ``kill`` send) raises :class:`Terminated` in the main
+  thread, so every ``finally`` runs (a half-written temporary file is removed, a lock is
+  released): one ``dwr: terminated`` line and exit code 143;
 - anything else is a bug: one ``dwr: internal error`` line and exit code 1 (``DWR_DEBUG=1``
   shows the traceback). Never a traceback by default.
 """
@@ -14,15 +17,32 @@ subcommands with ``func`` set to a handler ``(args) -> int``. This is the one er
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import pkgutil
+import signal
 import sys
 import warnings
 
 from dwr import __version__
 from dwr.errors import DwrError, DwrWarning
 from dwr.files import describe_os_error
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the main thread is, so cleanup runs as for Ctrl-C."""
+
+
+_main_pid: int | None = None  # the process that installed the handler
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    if os.getpid() != _main_pid:  # a forked child (a DataLoader worker): die as by default
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    raise Terminated()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,9 +88,25 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _sigterm_as_exception():
         warnings.showwarning = _one_line_warnings(warnings.showwarning)
         return _run(args)
+
+
+@contextlib.contextmanager
+def _sigterm_as_exception():
+    """SIGTERM raises :class:`Terminated` for the ``with`` block (main thread only)."""
+    global _main_pid
+    _main_pid = os.getpid()
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: signals cannot be handled here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -82,6 +118,9 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("dwr: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("dwr: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except OSError as exc:
         where = f" {exc.filename}" if exc.filename else ""
         print(f"dwr: error: cannot use{where}: {describe_os_error(exc)}", file=sys.stderr)

@@ -108,16 +108,59 @@ def _mismatch(key: dict[str, Any], threads: int) -> str:
 
 @lru_cache(maxsize=8)
 def _read(path: str, mtime_ns: int) -> LatencyTable:
+    from dwr.files import read_text
+
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(read_text(path, "latency table"))
     except (OSError, ValueError) as exc:
         raise DwrError(f"cannot read latency table {path}: {exc}; rerun `dwr profile`") from None
     if not isinstance(data, dict) or data.get("format") != TABLE_FORMAT or "key" not in data:
         raise DwrError(f"{path} is not a dwr latency table (format {TABLE_FORMAT})")
     try:
+        check_table(data)
         return LatencyTable(data)
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise DwrError(f"{path} is a damaged latency table ({exc!r}); rerun dwr profile") from None
+    except (DwrError, KeyError, TypeError, ValueError, IndexError) as exc:
+        why = str(exc) if isinstance(exc, DwrError) else repr(exc)
+        raise DwrError(
+            f"{path} is a damaged latency table ({why}); rerun `dwr profile` to measure it again"
+        ) from None
+
+
+#: The shape fields of each kind of timed row (positive integers) besides its ``ms``.
+ROW_FIELDS = {
+    "binary_conv": ("k", "stride", "words", "out", "oh"),
+    "float_conv": ("k", "stride", "cin", "out", "oh"),
+    "head": ("cin", "classes", "h"),
+}
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_table(data: dict[str, Any]) -> None:
+    """Refuse (:class:`DwrError`, a short reason) a table whose times would be wrong: a kind
+    of op with no rows, a shape that is not a positive integer, a time that is NaN, infinite,
+    zero or negative (a zero time is an infinite rate), or non-finite fitted costs."""
+    for kind, fields in ROW_FIELDS.items():
+        rows = data.get(kind)
+        if not isinstance(rows, list) or not rows:
+            raise DwrError(f"it has no {kind} timings")
+        for r in rows:
+            if not isinstance(r, dict):
+                raise DwrError(f"a {kind} row is {type(r).__name__}, not a mapping")
+            for f in fields:
+                v = r.get(f)
+                if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+                    raise DwrError(f"a {kind} row has {f} = {v!r}")
+            if not (_finite(r.get("ms")) and r["ms"] > 0):
+                raise DwrError(f"a {kind} time is {r.get('ms')!r} ms; times must be > 0")
+    for name in ("per_element_ns", "fixed_ms"):
+        costs = data.get(name, {})
+        if not isinstance(costs, dict) or not all(_finite(v) for v in costs.values()):
+            raise DwrError(f"its {name} are not all finite numbers")
+    if not (_finite(data.get("call_ms", 0.0)) and data.get("call_ms", 0.0) >= 0):
+        raise DwrError(f"call_ms is {data.get('call_ms')!r}")
 
 
 def load_table(threads: int = 1, path: str | Path | None = None) -> LatencyTable:

@@ -129,10 +129,12 @@ class DataBundle:
         shuffle: bool | None = None,
         augment: bool | None = None,
         workers: int = 0,
+        skip_bad: bool = False,
     ) -> DataLoader:
         """Batches of normalised float NCHW images and int64 labels.
 
-        ``shuffle`` and ``augment`` default to ``split == "train"``.
+        ``shuffle`` and ``augment`` default to ``split == "train"``. ``skip_bad``: image files
+        that cannot be decoded do not stop the loader (see :class:`ImageFileDataset`).
         """
         data = self._split(split)
         if batch_size < 1:
@@ -162,7 +164,7 @@ class DataBundle:
             )
         from dwr.data.imagefolder import ImageFileDataset
 
-        dataset = ImageFileDataset(data, train_transform=augment, mean=self.mean, std=self.std)
+        dataset = ImageFileDataset(data, augment, self.mean, self.std, skip_bad=skip_bad)
         return DataLoader(
             dataset,
             batch_size=batch_size,

@@ -30,6 +30,7 @@ import torch
 
 from dwr.data.bundle import DataBundle, TensorSplit
 from dwr.errors import DwrError
+from dwr.files import open_regular
 
 
 @dataclass(frozen=True)
@@ -131,10 +132,12 @@ def safe_load(f) -> object:
 
 def _unpickle(path: Path) -> dict:
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, "CIFAR file") as f:
             obj = safe_load(f)
     except FileNotFoundError:
         raise DwrError(f"missing CIFAR file {path}") from None
+    except DwrError:  # not a regular file
+        raise
     except pickle.UnpicklingError as exc:
         if str(exc).startswith("it refers to"):
             raise DwrError(

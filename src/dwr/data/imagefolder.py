@@ -1,6 +1,7 @@
 """``imagefolder``: ImageNet layout ``ROOT/train/<class>/*.jpg`` and ``ROOT/val/<class>/*.jpg``.
 
-Images are decoded with Pillow in DataLoader workers. Training: RandomResizedCrop to 224
+Images are decoded by :func:`dwr.images.decode_image` (8 bits per channel, sizes bounded) in
+DataLoader workers. Training: RandomResizedCrop to 224
 (area fraction uniform in [0.08, 1], log-uniform aspect ratio in [3/4, 4/3], ten tries then a
 centre crop) and a horizontal flip with probability 1/2. Evaluation: resize the short side
 to 256, centre crop 224. Both normalise with the ImageNet mean and std.
@@ -76,28 +77,34 @@ def eval_transform(img):
 
 
 class ImageFileDataset(Dataset):
-    """Decodes one file per item: (normalised 3x224x224 float tensor, label)."""
+    """Decodes one file per item: (normalised 3x224x224 float tensor, label).
 
-    def __init__(self, split: FileSplit, train_transform: bool, mean, std) -> None:
-        self.split, self.train = split, train_transform
+    ``skip_bad`` (evaluation): a file that cannot be decoded does not stop the run; every item
+    is ``(image, label, "")``, and a bad file's is ``(zeros, -1, its error message)``."""
+
+    def __init__(self, split: FileSplit, train_transform: bool, mean, std, skip_bad=False) -> None:
+        self.split, self.train, self.skip_bad = split, train_transform, skip_bad
         self.mean = torch.tensor(mean).view(3, 1, 1)
         self.std = torch.tensor(std).view(3, 1, 1)
 
     def __len__(self) -> int:
         return len(self.split)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        from PIL import Image, UnidentifiedImageError
+    def __getitem__(self, i: int) -> tuple:
+        from dwr.images import decode_image
 
         path = self.split.paths[i]
         try:
-            with Image.open(path) as im:
-                img = im.convert("RGB")
-        except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as exc:
-            raise DwrError(f"cannot decode image {path} ({exc}); remove or replace it") from None
+            img = decode_image(path, "RGB", RESIZE)
+        except DwrError as exc:
+            message = f"cannot decode image {exc}; remove or replace it"
+            if self.skip_bad:
+                return torch.zeros(3, CROP, CROP), -1, message
+            raise DwrError(message) from None
         img = train_transform(img) if self.train else eval_transform(img)
         x = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
-        return (x.float() / 255.0 - self.mean) / self.std, self.split.labels[i]
+        x = (x.float() / 255.0 - self.mean) / self.std
+        return (x, self.split.labels[i], "") if self.skip_bad else (x, self.split.labels[i])
 
 
 def _scan(folder: Path, classes: list[str] | None) -> tuple[FileSplit, list[str]]:

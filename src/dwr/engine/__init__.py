@@ -46,8 +46,10 @@ def convert(
     """
     # the only part of the engine that needs PyTorch
     from dwr.backbones.model import Backbone
+    from dwr.engine.compiled import check_finite
     from dwr.engine.plan import build_plan
 
+    check_finite(model.state_dict().items(), "the model")  # binarizing would hide a NaN
     if isinstance(model, Backbone):
         ops = build_plan(model, fold_signs=fold_signs)
     elif example_input is None:

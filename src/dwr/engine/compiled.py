@@ -33,6 +33,7 @@ import os
 import stat
 import struct
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -110,6 +111,8 @@ class CompiledModel:
         #: whole chunks) or ``"pixels"`` (all threads split every layer of one chunk).
         self.batch_split = "images"
         self._check_chain()
+        for op in self.ops:  # a damaged file, or a model compiled from NaN weights
+            check_finite(op.arrays().items(), op.name)
         #: How images become inputs (``None``: not recorded, e.g. a format-2 file).
         self.preprocess = preprocess
         if preprocess is not None:
@@ -384,6 +387,23 @@ class CompiledModel:
                 _upgrade_v1_weights(entry, arrays)
             ops.append(op_type.from_file(Fields(str(entry["name"]), dict(entry["meta"]), arrays)))
         return cls(ops, spec, preprocess, class_names)
+
+
+def check_finite(named: Iterable[tuple[str, Any]], where: str) -> None:
+    """Refuse (:class:`DwrError`) NaN or infinite values in any floating-point array or
+    tensor of ``named``: weights like that only give NaN logits (and NaN scores, which are
+    not valid JSON). The one finiteness check of conversion and of loading engine files."""
+    for name, a in named:
+        if _is_tensor(a):
+            if not a.is_floating_point():
+                continue
+            a = a.detach().float().cpu().numpy()
+        a = np.asarray(a)
+        if a.dtype.kind == "f" and a.size and not np.isfinite(a).all():
+            raise DwrError(
+                f"{where}: {name} holds NaN or infinite values; a model with non-finite "
+                "weights cannot be compiled (did its training diverge?)"
+            )
 
 
 def _no_constant(name: str) -> None:

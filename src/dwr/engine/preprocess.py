@@ -1,9 +1,10 @@
 """How an image becomes a model's input, stored in the engine file (format 3) beside the plan.
 
-An image is decoded (Pillow), converted to the model's channels (grey, palette and RGBA images
-become RGB), its shorter side resized to ``resize`` (bilinear), centre-cropped to ``H x W``,
-scaled to ``[0, 1]`` and normalised per channel, ``(x - mean) / std``: the evaluation
-transform of :mod:`dwr.data` (ImageFolder: resize 256, crop 224; CIFAR and digits: 32, 32).
+An image is decoded (:mod:`dwr.images`: 8 bits per channel, sizes bounded), converted to the
+model's channels (grey, palette and RGBA images become RGB), its shorter side resized to
+``resize`` (bilinear), centre-cropped to ``H x W``, scaled to ``[0, 1]`` and normalised per
+channel, ``(x - mean) / std``: the evaluation transform of :mod:`dwr.data` (ImageFolder:
+resize 256, crop 224; CIFAR and digits: 32, 32).
 Only NumPy (and Pillow when decoding) is needed, so a deployed runtime needs no PyTorch.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,8 +67,10 @@ class Preprocess:
         """A Pillow image -> the ``[C, H, W]`` float32 input."""
         from PIL import Image
 
+        from dwr.images import to_8bit
+
         c, h, w = self.input_size
-        img = img.convert("RGB" if c == 3 else "L")
+        img = to_8bit(img).convert("RGB" if c == 3 else "L")
         iw, ih = img.size
         s = self.resize / min(iw, ih)
         nw, nh = max(w, round(iw * s)), max(h, round(ih * s))
@@ -81,26 +83,13 @@ class Preprocess:
         return np.ascontiguousarray(((x - mean) / std).transpose(2, 0, 1), dtype=np.float32)
 
     def load(self, path: str | os.PathLike) -> np.ndarray:
-        """Decode the image file at ``path`` and preprocess it; :class:`DwrError` if it is not
-        a readable image."""
-        from PIL import Image, UnidentifiedImageError
+        """Decode the image file at ``path`` (:func:`dwr.images.decode_image`: 8 bits per
+        channel, sizes bounded) and preprocess it; :class:`DwrError` if it cannot be."""
+        from dwr.images import decode_image
 
-        where = os.fspath(path)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(where) as img:
-                    img.load()
-                    return self.image(img)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise DwrError(f"{where}: the image is implausibly large ({exc})") from None
-        except UnidentifiedImageError:
-            raise DwrError(f"{where}: not an image Pillow can read") from None
-        except OSError as exc:  # unreadable, truncated or a decoder error
-            reason = exc.strerror or str(exc) or type(exc).__name__
-            raise DwrError(f"{where}: cannot read the image ({reason})") from None
-        except (ValueError, SyntaxError) as exc:
-            raise DwrError(f"{where}: cannot decode the image ({exc})") from None
+        return self.image(
+            decode_image(path, "RGB" if self.input_size[0] == 3 else "L", self.resize)
+        )
 
 
 def _is_int(v: Any) -> bool:

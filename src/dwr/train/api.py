@@ -53,10 +53,17 @@ _NOISY_WARNINGS = (
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, data: DataBundle, split: str = "test", batch_size: int = 256
+    model: nn.Module,
+    data: DataBundle,
+    split: str = "test",
+    batch_size: int = 256,
+    skipped: list[str] | None = None,
 ) -> dict[str, float]:
     """Top-1 and top-5 accuracy (percent) of ``model`` on a split, without augmentation, in
-    float32 on the model's device (an in-memory split is uploaded there once)."""
+    float32 on the model's device (an in-memory split is uploaded there once).
+
+    ``skipped``: image files that cannot be decoded are left out (their messages appended
+    here) instead of stopping the run."""
     was_training = model.training
     model.eval()
     try:
@@ -64,15 +71,23 @@ def evaluate(
     except StopIteration:
         device = torch.device("cpu")
     c1 = c5 = n = 0
+    skip = skipped is not None
     if device.type != "cpu" and data.on_device(split):
         batches = data.device_loader(split, batch_size, device)
     else:
-        batches = data.loader(split, batch_size, shuffle=False, augment=False)
-    for x, y in batches:
+        batches = data.loader(split, batch_size, shuffle=False, augment=False, skip_bad=skip)
+    for x, y, *bad in batches:
+        if bad and skip:  # (images, labels, messages): a bad file has label -1
+            skipped.extend(m for m in bad[0] if m)
+            x, y = x[y >= 0], y[y >= 0]
+            if not len(y):
+                continue
         logits = model(x.to(device))
         a, b = topk_correct(logits, y.to(device))
         c1, c5, n = c1 + a, c5 + b, n + int(y.shape[0])
     model.train(was_training)
+    if n == 0 and skipped:
+        raise DwrError(f"no image of the {split!r} split can be decoded; the first: {skipped[0]}")
     if n == 0:
         raise DwrError(f"the {split!r} split of {data.name!r} is empty")
     return {"top1": round(100.0 * c1 / n, 4), "top5": round(100.0 * c5 / n, 4)}

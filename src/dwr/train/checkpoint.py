@@ -17,7 +17,9 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import random
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from dwr.backbones import Backbone, BackboneSpec, build
 from dwr.errors import DwrError, DwrWarning
-from dwr.files import atomic_write, atomic_write_json
+from dwr.files import atomic_write, atomic_write_json, open_regular
 from dwr.limits import check_memory
 
 FORMAT = 1
@@ -120,8 +122,17 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not p.is_file():  # a directory, FIFO or device: torch.load could block or never end
         raise DwrError(f"checkpoint {p} is not a regular file")
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+        with open_regular(p, "checkpoint") as f:
+            ckpt = torch.load(f, map_location="cpu", weights_only=True)
+    except DwrError:
+        raise
     except Exception as exc:  # zip/pickle errors from a truncated or foreign file
+        refused = _refused_code(exc)
+        if refused:
+            raise DwrError(
+                f"refusing checkpoint {p}: it refers to {refused}, which a dwr checkpoint never "
+                "holds (the file may be malicious); it was not loaded: use a checkpoint dwr wrote"
+            ) from None
         msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         raise DwrError(
             f"checkpoint {p} is truncated or corrupt ({msg}); use another checkpoint "
@@ -130,6 +141,16 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     _check_structure(p, ckpt)
     verify(p, ckpt)
     return ckpt
+
+
+def _refused_code(exc: Exception) -> str | None:
+    """What torch's ``weights_only`` unpickler refused to import or call (e.g. ``GLOBAL
+    builtins.print``), or None if ``exc`` is not such a refusal."""
+    text = str(exc)
+    if not isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" not in text:
+        return None
+    found = re.search(r"Unsupported (?:global|operand)[^:]*: (.{1,120}?)(?: was not|\n|$)", text)
+    return found.group(1).strip() if found else "code"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

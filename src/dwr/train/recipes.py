@@ -151,9 +151,11 @@ def load_recipe_file(path: str | os.PathLike) -> dict[str, Any]:
     """A YAML recipe: a mapping of recipe keys, optionally with ``base: one-step|two-step``."""
     import yaml
 
+    from dwr.files import read_text
+
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text())
+        data = yaml.safe_load(read_text(p, "recipe file"))
     except FileNotFoundError:
         raise DwrError(f"recipe file {p} does not exist") from None
     except (OSError, yaml.YAMLError) as exc:

@@ -174,9 +174,11 @@ def data_preprocessing(
 
 
 def _read_class_names(path: str, num_classes: int) -> list[str]:
+    from dwr.files import read_text
+
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
+        lines = read_text(path, "--class-names").splitlines()
+    except OSError as exc:
         raise DwrError(f"cannot read class names from {path!r}: {exc}") from None
     names = [line.strip() for line in lines if line.strip()]
     if len(names) != num_classes:
@@ -185,9 +187,9 @@ def _read_class_names(path: str, num_classes: int) -> list[str]:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from dwr.files import check_writable_file
+    from dwr.files import check_output
 
-    check_writable_file(args.out, "-o")
+    check_output(args.out, [args.model, args.class_names], "-o")
     try:
         import torch  # noqa: F401 - compiling needs it (running the file does not)
     except ImportError as exc:
@@ -391,6 +393,10 @@ def run_predict(args: argparse.Namespace) -> int:
             if arrays:
                 logits = comp(np.stack(arrays))
                 for path, row in zip(batch, logits, strict=True):
+                    if not np.isfinite(row).all():  # never print NaN scores (bad JSON, no answer)
+                        _error(f"{path}: the model gives non-finite logits for this image")
+                        failed += 1
+                        continue
                     _print_prediction(str(path), _top_k(row, k, names), args.json)
             if progress:
                 progress[0].advance(progress[1], len(paths[start : start + args.batch]))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 
+from dwr.cli.options import int_in
 from dwr.errors import DwrError
+from dwr.limits import MAX_BATCH, MAX_INPUT_SIDE
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,9 +24,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="onnx: standard operators only; qonnx: binarizers as QONNX BipolarQuant (FINN)",
     )
     p.add_argument("-o", "--output", required=True, help="file to write, e.g. model.onnx")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
-    p.add_argument("--size", type=int, help="input side (default: the spec's, 224 or 32)")
-    p.add_argument("--batch", type=int, help="fixed batch size (default: symbolic; 1 for qonnx)")
+    p.add_argument("--opset", type=int_in(1, 1000, "opset"), default=17, help="ONNX opset (>= 17)")
+    p.add_argument(
+        "--size",
+        type=int_in(1, MAX_INPUT_SIDE, "size"),
+        help="input side (default: the spec's, 224 or 32)",
+    )
+    p.add_argument(
+        "--batch",
+        type=int_in(1, MAX_BATCH, "batch"),
+        help="fixed batch size (default: symbolic; 1 for qonnx)",
+    )
     p.add_argument(
         "--plain-sign",
         action="store_true",
@@ -51,13 +61,9 @@ def _load(arg: str):
 
 def run_export(args: argparse.Namespace) -> int:
     from dwr.export import export_onnx
-    from dwr.files import check_writable_file
+    from dwr.files import check_output
 
-    if args.size is not None and args.size < 1:
-        raise DwrError("--size must be >= 1")
-    if args.batch is not None and args.batch < 1:
-        raise DwrError("--batch must be >= 1")
-    check_writable_file(args.output, "-o")
+    check_output(args.output, [args.model], "-o")
     model = _load(args.model)
     size = (args.size, args.size) if args.size else None
     if args.plain_sign and args.format == "qonnx":

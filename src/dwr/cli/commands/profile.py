@@ -30,6 +30,10 @@ def run_profile(args: argparse.Namespace) -> int:
 
     if args.threads < 1:
         raise DwrError(f"--threads must be >= 1, got {args.threads}")
+    from dwr.files import check_output
+
+    out = args.out or latency.table_path(args.threads)
+    check_output(out, (), "--out")  # before minutes of timing, not after
     grid = "quick" if args.quick else "full"
     total = profile.count_points(profile.GRIDS[grid])
     columns = (

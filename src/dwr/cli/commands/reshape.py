@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dwr import search_defaults as D
+from dwr.backbones.spec import MAX_WIDTH
 from dwr.cli.options import (
     add_data_arguments,
     add_model_arguments,
@@ -18,7 +19,7 @@ from dwr.cli.options import (
 )
 from dwr.cost.display import budget_text, si
 from dwr.errors import DwrError
-from dwr.files import atomic_write_json, check_writable_file, run_lock
+from dwr.files import LOCK_NAME, atomic_write_json, check_output, run_lock
 from dwr.limits import EPS_LIMITS, EPS_SCALES, MAX_EPOCHS, check_eps
 
 MAX_SAMPLES = 1_000_000
@@ -54,7 +55,7 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--min-samples",
-        type=int,
+        type=int_in(1, MAX_WIDTH, "min-samples"),
         default=D.MIN_SAMPLES,
         help=f"DBSCAN min_samples ({D.MIN_SAMPLES})",
     )
@@ -74,6 +75,16 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
         "each stage's median k-distance, so low-resolution stages are not pruned hardest "
         f"({D.EPS_SCALE})",
     )
+
+
+def check_min_samples(min_samples: int, widths: list[int]) -> None:
+    """DBSCAN's points are a stage's channels: ``min_samples`` above the widest stage makes
+    every channel noise, so nothing could be pruned; refuse it."""
+    if min_samples > max(widths):
+        raise DwrError(
+            f"--min-samples {min_samples} exceeds the channels of every stage (at most "
+            f"{max(widths)}): every channel would be noise and nothing pruned"
+        )
 
 
 def cluster_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -238,8 +249,9 @@ def _data_spec(spec, data):
 
 def run_prune(args: argparse.Namespace) -> int:
     if args.out:  # checked before the clustering, held until the result is written
-        out_path = check_writable_file(args.out)
-        with run_lock(out_path.parent):
+        out_path = check_output(args.out, [args.checkpoint], "--out")
+        run_dir = (out_path.parent / LOCK_NAME).exists()  # a run's directory keeps its lock
+        with run_lock(out_path.parent, keep=run_dir):
             return _prune(args)
     return _prune(args)
 
@@ -257,6 +269,7 @@ def _prune(args: argparse.Namespace) -> int:
 
     model = load_checkpoint(args.checkpoint)
     check_reshaped(model.spec, original)
+    check_min_samples(args.min_samples, model.spec.widths)
     data = load_dataset(args.dataset, root=args.data_dir)
     original = _data_spec(original, data)
     images = data.sample(args.samples, seed=args.seed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
 
 from dwr.backbones.spec import MAX_WIDTH
 from dwr.cli.options import (
@@ -137,7 +138,7 @@ def run_train(args: argparse.Namespace) -> int:
     import torch
 
     from dwr.backbones import get_spec
-    from dwr.files import run_lock
+    from dwr.files import check_not_input, run_lock
     from dwr.train import resolve_recipe
     from dwr.train.api import check_trainer_settings
 
@@ -152,6 +153,8 @@ def run_train(args: argparse.Namespace) -> int:
     )
     resolve_recipe(args.recipe, args.dataset, _overrides(args))
     check_trainer_settings(args.devices, args.num_nodes, args.strategy, args.accelerator)
+    for name in ("last.ckpt", "best.ckpt"):  # a teacher inside --out would be overwritten
+        check_not_input(os.path.join(args.out, name), [args.teacher], "--out")
     with run_lock(args.out):
         return _train(args, spec)
 
@@ -218,7 +221,12 @@ def run_eval(args: argparse.Namespace) -> int:
             f"checkpoint {args.checkpoint} predicts {model.spec.num_classes} classes but "
             f"{data.name} has {data.num_classes}; was it trained on {meta.get('dataset')}?"
         )
-    metrics = evaluate(model, data, args.split, args.batch_size)
+    skipped: list[str] = []  # one bad image does not stop the evaluation
+    metrics = evaluate(model, data, args.split, args.batch_size, skipped)
+    for message in skipped:
+        print(f"dwr: error: {message}", file=sys.stderr)
+    if skipped:
+        metrics["skipped_images"] = len(skipped)
     if args.json:
         print_json(
             {
@@ -234,5 +242,6 @@ def run_eval(args: argparse.Namespace) -> int:
         print(
             f"{model.spec.name} ({args.checkpoint}) on {data.name}/{args.split}: "
             f"top1 {metrics['top1']:.2f}% top5 {metrics['top5']:.2f}%"
+            + (f" ({len(skipped)} unreadable images left out)" if skipped else "")
         )
-    return 0
+    return 2 if skipped else 0
