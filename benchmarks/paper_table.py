@@ -21,8 +21,10 @@ with the checkpoint of the best *validation* epoch (nothing is picked on test).
 
     python benchmarks/paper_table.py --data-dir ../shared/data/cifar10-5k/cifar-10-batches-py
 
-writes ``docs/results.json``, ``docs/results_table.md`` and ``docs/results.png`` (rebuilt after
-every run; ``--report-only`` rebuilds them from the JSON); ``docs/results.md`` discusses them.
+writes ``results.json``, ``results_table.md`` and ``results.png`` into ``--docs`` (rebuilt after
+every run; ``--report-only`` rebuilds them from the JSON): by default ``docs/results_4k/``, the
+4k-image table that ``docs/results_4k.md`` discusses; ``docs/results.md`` holds the full-CIFAR
+table.
 ``--jobs N`` trains N runs at once, one process each (``benchmarks/table_jobs.py``): on a GPU
 box, for example ``--jobs 16 --schedule '{"optimizer": "adam", "lr": 5e-3}'``.
 """
@@ -44,7 +46,7 @@ from dwr.errors import RunInUseError
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10-5k" / "cifar-10-batches-py"
-#: Short-schedule optimiser, chosen on the validation split (see docs/results.md).
+#: Short-schedule optimiser, chosen on the validation split (see docs/results_4k.md).
 SCHEDULE = {"optimizer": "adam", "lr": 5e-3, "weight_decay": 0.0}
 ROW_ORDER = ["original", "naive_s2", "naive_s3", "dwr", "dwr_stage", "dwr_latency", "authors_dwr"]
 
@@ -116,7 +118,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a results.json whose runs are written back under --out (skipped when on disk)",
     )
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "paper_table")
-    p.add_argument("--docs", type=Path, default=ROOT / "docs")
+    p.add_argument("--docs", type=Path, default=ROOT / "docs" / "results_4k")
     p.add_argument("--threads", type=int, default=None, help="torch threads for training")
     p.add_argument(
         "--jobs",
