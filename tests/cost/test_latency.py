@@ -155,7 +155,11 @@ def test_missing_table_says_run_profile(cache):
 
 @pytest.mark.parametrize(
     "field,value,needle",
-    [("cpu", "Some Other CPU", "CPU"), ("engine", "0.0.0+beef", "engine version")],
+    [
+        ("cpu", "Some Other CPU", "CPU"),
+        ("isa", "some_other_isa", "kernel ISA"),
+        ("engine", "0.0.0+beef", "engine version"),
+    ],
 )
 def test_table_from_elsewhere_is_refused(cache, field, value, needle):
     path = latency.save_table(synthetic_table(**{field: value}))
@@ -305,3 +309,18 @@ def test_latency_benchmark_script_writes_its_table(cache, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "within 10%" in printed and "drift: the reference conv" in printed
     assert bench.main(["--sections", "nosuch", "--out", str(out)]) == 2
+
+
+def test_tables_are_kept_per_kernel_isa(cache):
+    """Each kernel ISA has its own table (its times differ): its own file and key."""
+    from dwr.engine import _kernels
+
+    paths, keys = set(), set()
+    try:
+        for isa in _kernels.isas():
+            _kernels.set_isa(isa)
+            paths.add(latency.table_path(1))
+            keys.add(latency.runtime_key(1)["isa"])
+    finally:
+        _kernels.set_isa(_kernels.load_isa())
+    assert len(paths) == len(keys) == len(_kernels.isas())
