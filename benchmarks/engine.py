@@ -206,9 +206,7 @@ def _print_isas(rows: list[dict], floats: dict[str, float], models: list[str]) -
     print("\n" + head + "".join(f" {m + ' ms':>20s}" for m in models))
     for r in rows:
         cells = " ".join(f"{r[s + '_gbmacs']:11.0f}" for s in shapes)
-        ms = "".join(
-            f" {r[m + '_ms']:8.2f} ({r[m + '_vs_float32']:4.1f}x fp32)" for m in models
-        )
+        ms = "".join(f" {r[m + '_ms']:8.2f} ({r[m + '_vs_float32']:4.1f}x fp32)" for m in models)
         print(f"{r['isa']:9s} {r['popcount_peak_gbmacs']:9.0f} {cells}{ms}")
     print(f"{'float32':9s} {'':9s} " + " " * (12 * len(shapes) - 1), end="")
     print("".join(f" {floats[m]:8.2f}{'':13s}" for m in models))
