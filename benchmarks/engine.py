@@ -15,6 +15,11 @@
   alternately (equal work per sample); ``per_image_vs_b1_rounds`` compares with the batch-1
   row instead, whose short calls find an undisturbed moment more easily on a busy host.
 
+- isas: every kernel ISA this CPU runs (``avx512``, ``avx2``, ``portable``) side by side at 1
+  thread, batch 1, interleaved in rounds: the popcount peak of each ISA's GEMM arithmetic
+  (XOR + popcount + add on registers), the binary layers in G binary MACs/s, and birealnet18 /
+  resnet18_cifar end to end against PyTorch float32 and against the AVX2 path.
+
 Times are the minimum over repeats (medians are in the JSON too): the machine may be shared.
 ``engine_sum_of_op_min_ms`` adds up each op's own minimum, i.e. an undisturbed engine run.
 Every measurement runs in ``--rounds`` interleaved rounds (1 thread, 2 threads, 1 thread, ...)
@@ -35,13 +40,23 @@ import torch
 
 import dwr.engine as engine
 from dwr.backbones import create_model
-from dwr.engine.bench import measure, set_threads, time_layer, time_model
+from dwr.engine.bench import (
+    measure,
+    popcount_peak,
+    set_threads,
+    time_isas,
+    time_layer,
+    time_model,
+)
+from dwr.engine.cpu import cpu_info, describe_cpu
 from dwr.files import atomic_write_json
 
 LAYERS = [(64, 56), (128, 28), (256, 14), (512, 7), (64, 32), (128, 16), (256, 8), (512, 4)]
 MODELS = ["birealnet18", "birealnet18_dwr", "resnet18_cifar", "resnet18_cifar_dwr"]
 THROUGHPUT_MODELS = ["birealnet18", "resnet18_cifar"]
 BATCHES = [1, 8, 32]
+ISA_LAYERS = [(256, 14), (512, 7), (128, 28), (64, 56)]
+ISA_MODELS = ["birealnet18", "resnet18_cifar"]
 
 
 def host_gflops(repeats: int = 30) -> float:
@@ -139,6 +154,62 @@ def run_models(args: argparse.Namespace, per_round: int) -> list[dict]:
                 f"{row['engine_sum_of_op_min_ms']:13.2f} {row['engine_stem_ms']:8.2f}"
             )
     return models
+
+
+def _float_ms(name: str, per_round: int, rounds: int) -> float:
+    """PyTorch float32 (same architecture, channels_last), 1 thread, batch 1: best of rounds."""
+    twin = create_model(name, binary=False).eval().to(memory_format=torch.channels_last)
+    x = torch.randn(1, *twin.spec.input_size).contiguous(memory_format=torch.channels_last)
+    set_threads(1)
+    with torch.inference_mode():
+        return min(measure(lambda: twin(x), per_round).min_ms for _ in range(rounds))
+
+
+def run_isas(args: argparse.Namespace, per_round: int) -> list[dict]:
+    """Each kernel ISA side by side (see the module docstring), 1 thread, batch 1."""
+    set_threads(1)
+    comps = {}
+    for name in args.isa_models:
+        model = create_model(name).eval()
+        comps[name] = (engine.convert(model), torch.randn(1, *model.spec.input_size))
+
+    def one_round() -> dict[str, float]:
+        r = {"peak_s_per_tmac": 1e3 / popcount_peak()}
+        for c, s in ISA_LAYERS:
+            r[f"{c}@{s}"] = time_layer(c, s, 1, per_round)["engine_ms"]
+        for name, (comp, x) in comps.items():
+            r[name] = measure(lambda comp=comp, x=x: comp(x), per_round).min_ms
+        return r
+
+    best = time_isas(args.isas, one_round, args.rounds)
+    floats = {name: _float_ms(name, per_round, args.rounds) for name in args.isa_models}
+    rows = []
+    for isa, b in best.items():
+        row = {"isa": isa, "popcount_peak_gbmacs": 1e3 / b["peak_s_per_tmac"]}
+        for c, s in ISA_LAYERS:
+            ms = b[f"{c}@{s}"]
+            row[f"{c}@{s}_ms"] = ms
+            row[f"{c}@{s}_gbmacs"] = s * s * c * c * 9 / (ms * 1e-3) / 1e9
+        for name in args.isa_models:
+            row[f"{name}_ms"] = b[name]
+            row[f"{name}_vs_float32"] = floats[name] / b[name]
+            if "avx2" in best:
+                row[f"{name}_vs_avx2"] = best["avx2"][name] / b[name]
+        rows.append(row)
+    _print_isas(rows, floats, args.isa_models)
+    return rows
+
+
+def _print_isas(rows: list[dict], floats: dict[str, float], models: list[str]) -> None:
+    shapes = [f"{c}@{s}" for c, s in ISA_LAYERS]
+    head = f"{'isa':9s} {'peak G/s':>9s} " + " ".join(f"{s + ' G/s':>11s}" for s in shapes)
+    print("\n" + head + "".join(f" {m + ' ms':>20s}" for m in models))
+    for r in rows:
+        cells = " ".join(f"{r[s + '_gbmacs']:11.0f}" for s in shapes)
+        ms = "".join(f" {r[m + '_ms']:8.2f} ({r[m + '_vs_float32']:4.1f}x fp32)" for m in models)
+        print(f"{r['isa']:9s} {r['popcount_peak_gbmacs']:9.0f} {cells}{ms}")
+    print(f"{'float32':9s} {'':9s} " + " " * (12 * len(shapes) - 1), end="")
+    print("".join(f" {floats[m]:8.2f}{'':13s}" for m in models))
 
 
 def time_batch(comp, twin: torch.nn.Module, x: torch.Tensor, threads: int, repeats: int) -> dict:
@@ -260,9 +331,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--sections",
         nargs="+",
-        choices=["layers", "models", "throughput"],
-        default=["layers", "models", "throughput"],
+        choices=["layers", "models", "throughput", "isas"],
+        default=["layers", "models", "throughput", "isas"],
     )
+    ap.add_argument("--isas", nargs="+", default=engine.supported_isas(), help="isas section")
+    ap.add_argument("--isa-models", nargs="+", default=ISA_MODELS, help="isas section")
     ap.add_argument("--models", nargs="+", default=MODELS, help="models of the batch-1 table")
     ap.add_argument("--throughput-models", nargs="+", default=THROUGHPUT_MODELS)
     ap.add_argument("--batches", type=int, nargs="+", default=BATCHES, help="1 comes first")
@@ -274,11 +347,12 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = os.getloadavg()  # the machine may be shared: record how busy it was
     gflops_before = host_gflops()
-    print(f"kernel: {engine.kernel_isa()}  cpu: {platform.processor() or platform.machine()}")
+    print(f"kernel: {engine.kernel_isa()}  {describe_cpu()}")
     per_round = max(5, args.repeats // args.rounds)
     layers = run_layers(args, per_round) if "layers" in args.sections else []
     models = run_models(args, per_round) if "models" in args.sections else []
     throughput = run_throughput(args, per_round) if "throughput" in args.sections else []
+    isas = run_isas(args, per_round) if "isas" in args.sections else []
     summary = summarize(args, models, throughput)
     print("\n" + "\n".join(f"{k}: {v:.2f}x" for k, v in summary.items()))
     host = [round(gflops_before, 1), round(host_gflops(), 1)]
@@ -299,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         "layers": layers,
         "models": models,
         "throughput": throughput,
+        "isas": isas,
+        "cpu": cpu_info(),
         "summary": summary,
     }
     atomic_write_json(args.out, result)

@@ -153,3 +153,36 @@ def test_bad_input_probe_sorts_outcomes():
     assert probe.classify(good, 0, line, "", 1.0, 100)[0] == "clean"
     other = line.replace("0.5", "0.6")
     assert probe.classify(good, 0, other, "", 1.0, 100)[0] == "wrong"
+
+
+def test_time_isas_keeps_each_isas_best_and_restores_the_active_one():
+    from dwr.engine import _kernels
+    from dwr.engine.bench import time_isas
+
+    calls = []
+
+    def fn():
+        calls.append(_kernels.isa())
+        return {"t": float(len(calls)), "u": 10.0 - len(calls)}
+
+    before = _kernels.isa()
+    best = time_isas(_kernels.isas(), fn, rounds=2)
+    n = len(_kernels.isas())
+    assert calls == _kernels.isas() * 2 and _kernels.isa() == before
+    for i, isa in enumerate(_kernels.isas()):
+        assert best[isa] == {"t": i + 1.0, "u": 10.0 - (n + i + 1)}
+
+
+def test_popcount_peak_counts_its_macs():
+    from dwr.engine import _kernels
+
+    macs, _ = _kernels.popcount_peak(10)
+    assert macs > 0 and macs % 10 == 0
+    pp = load_benchmark("popcount_peak")
+    import dwr.engine as engine
+    from dwr.backbones import create_model
+
+    comp = engine.convert(create_model("resnet20_cifar", widths=[16, 32, 64]).eval())
+    got = pp.binary_macs(comp, 32, 32)
+    assert got["stages.0.0"] == 32 * 32 * 16 * 16 * 9
+    assert got["stages.1.0"] == 16 * 16 * 32 * 16 * 9

@@ -60,11 +60,24 @@ struct PixelCursor {
   }
 };
 
+// A few words (a tap row is 1-12 words at the usual widths): a plain loop, not memmove's call
+// and size dispatch, which cost about as much as a 64-channel layer's GEMM (3 calls a pixel).
+// GCC would turn the loop back into memmove; this attribute (on both functions, so that the
+// copy inlines) keeps it a loop.
+#if defined(__GNUC__) && !defined(__clang__)
+#define DWR_NO_MEMMOVE __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define DWR_NO_MEMMOVE
+#endif
+DWR_NO_MEMMOVE inline void copy_words(const uint64_t* __restrict src, int n, uint64_t* __restrict dst) {
+  for (int i = 0; i < n; ++i) dst[i] = src[i];
+}
+
 // im2col on bits for pixels p0..p0+m-1, each input pixel `cw` words (Cw times the table's
 // words per input word): row = [tap][word], padded taps zero. padded[r] has bit t set for
 // each tap t of pixel r's window outside the image (k <= 7: at most 49 taps), which its dot
 // product must leave out.
-void im2col(const ConvGeom& g, const uint64_t* in, int cw, int64_t p0, int m, uint64_t* rows,
+DWR_NO_MEMMOVE void im2col(const ConvGeom& g, const uint64_t* in, int cw, int64_t p0, int m, uint64_t* rows,
             uint64_t* padded) {
   const int k = g.k, width = g.T * cw;
   PixelCursor at(g, p0);
@@ -76,8 +89,8 @@ void im2col(const ConvGeom& g, const uint64_t* in, int cw, int64_t p0, int m, ui
     const uint64_t* base = in + static_cast<int64_t>(at.n) * g.H * g.W * cw;
     if (inside) {
       for (int ky = 0; ky < k; ++ky)
-        std::copy_n(base + (static_cast<int64_t>(iy0 + ky) * g.W + ix0) * cw, k * cw,
-                    dst + ky * k * cw);
+        copy_words(base + (static_cast<int64_t>(iy0 + ky) * g.W + ix0) * cw, k * cw,
+                   dst + ky * k * cw);
       continue;
     }
     std::fill(dst, dst + width, 0);
@@ -89,7 +102,7 @@ void im2col(const ConvGeom& g, const uint64_t* in, int cw, int64_t p0, int m, ui
           padded[r] |= 1ULL << t;
           continue;
         }
-        std::copy_n(base + (static_cast<int64_t>(iy) * g.W + ix) * cw, cw, dst + t * cw);
+        copy_words(base + (static_cast<int64_t>(iy) * g.W + ix) * cw, cw, dst + t * cw);
       }
     }
   }

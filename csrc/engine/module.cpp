@@ -11,6 +11,7 @@
 
 #include "conv.h"
 #include "dispatch.h"
+#include "kernels/kernels.h"
 #include "float_conv.h"
 #include "threads.h"
 
@@ -357,6 +358,21 @@ NB_MODULE(_kernels, m) {
       "w"_a.noconvert(),
       "The lane-layout weight repacked for the active kernels (once per layer; pass it to the "
       "conv calls as wprep).");
+  m.def(
+      "popcount_peak",
+      [](int64_t iters) {
+        require(iters >= 1, "iters must be >= 1");
+        const dwr::Kernels& k = dwr::kernels();
+        uint64_t sum = 0;
+        {
+          nb::gil_scoped_release release;
+          sum = k.popcount_peak(iters);
+        }
+        return nb::make_tuple(static_cast<int64_t>(k.peak_macs) * iters, sum);
+      },
+      "iters"_a,
+      "Benchmarks: iters rounds of the active GEMM's XOR/popcount/add on registers; "
+      "(binary MACs done, checksum).");
   m.def("isa", &dwr::kernel_isa, "The active kernel table: 'avx512', 'avx2' or 'portable'.");
   m.def("load_isa", &dwr::load_isa, "The table chosen at load (CPUID, or DWR_ISA).");
   m.def("isas", &dwr::supported_isas, "The kernel tables this CPU runs, best first.");

@@ -155,7 +155,11 @@ def test_missing_table_says_run_profile(cache):
 
 @pytest.mark.parametrize(
     "field,value,needle",
-    [("cpu", "Some Other CPU", "CPU"), ("engine", "0.0.0+beef", "engine version")],
+    [
+        ("cpu", "Some Other CPU", "CPU"),
+        ("isa", "some_other_isa", "kernel ISA"),
+        ("engine", "0.0.0+beef", "engine version"),
+    ],
 )
 def test_table_from_elsewhere_is_refused(cache, field, value, needle):
     path = latency.save_table(synthetic_table(**{field: value}))
@@ -307,6 +311,7 @@ def test_latency_benchmark_script_writes_its_table(cache, tmp_path, capsys):
     assert bench.main(["--sections", "nosuch", "--out", str(out)]) == 2
 
 
+<<<<<<< HEAD
 def _damage(table: dict, what: str) -> dict:
     """One damage of issue 24 to a valid table."""
     if what == "no-head":
@@ -366,3 +371,18 @@ def test_a_table_that_is_a_fifo_is_refused_at_once(cache, capsys):
     os.mkfifo(path)
     with pytest.raises(DwrError, match="not a regular file|no latency calibration table"):
         latency.load_table(1, path)
+=======
+def test_tables_are_kept_per_kernel_isa(cache):
+    """Each kernel ISA has its own table (its times differ): its own file and key."""
+    from dwr.engine import _kernels
+
+    paths, keys = set(), set()
+    try:
+        for isa in _kernels.isas():
+            _kernels.set_isa(isa)
+            paths.add(latency.table_path(1))
+            keys.add(latency.runtime_key(1)["isa"])
+    finally:
+        _kernels.set_isa(_kernels.load_isa())
+    assert len(paths) == len(keys) == len(_kernels.isas())
+>>>>>>> engine

@@ -310,3 +310,25 @@ def test_channel_tails_are_bit_identical_to_the_portable_kernel(o, threads, each
             assert not np.isnan(got[0]).any()  # every channel written, none past the end
             np.testing.assert_array_equal(got[0], runs["portable"][0], err_msg=f"{name} {act}")
             np.testing.assert_array_equal(got[1], runs["portable"][1], err_msg=f"{name} {act}")
+
+
+def test_isa_choice_by_name_and_environment():
+    """set_isa takes the ISAs this CPU runs (DwrError otherwise); DWR_ISA forces the choice
+    at load, and a name this CPU cannot run stops the import with one clear line."""
+    import os
+    import subprocess
+    import sys
+
+    import dwr.engine as engine
+    from dwr.errors import DwrError
+
+    with pytest.raises(DwrError, match="not one this CPU runs"):
+        engine.set_isa("no_such_isa")
+    code = "import dwr.engine as e; print(e.kernel_isa())"
+    for name in _kernels.isas():
+        env = {**os.environ, "DWR_ISA": name}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        assert out.returncode == 0 and out.stdout.strip() == name, out.stderr
+    env = {**os.environ, "DWR_ISA": "no_such_isa"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode != 0 and "DWR_ISA='no_such_isa' is unknown" in out.stderr

@@ -50,19 +50,26 @@ template <int NP, int NG>
 DWR_AVX512_INLINE void popgemm_block(const uint64_t* a, int K, const uint64_t* b, int32_t* out,
                                      int ldp, __mmask8 tail) {
   __m512i acc[NP][NG];
+#pragma GCC unroll 8
   for (int p = 0; p < NP; ++p)
+#pragma GCC unroll 8
     for (int q = 0; q < NG; ++q) acc[p][q] = _mm512_setzero_si512();
   const int64_t gstride = 8 * static_cast<int64_t>(K);
   for (int k = 0; k < K; ++k) {
     __m512i w[NG];
+#pragma GCC unroll 8
     for (int q = 0; q < NG; ++q) w[q] = _mm512_loadu_si512(b + q * gstride + 8 * k);
+#pragma GCC unroll 8
     for (int p = 0; p < NP; ++p) {
       const __m512i x = _mm512_set1_epi64(static_cast<long long>(a[p * K + k]));
+#pragma GCC unroll 8
       for (int q = 0; q < NG; ++q)
         acc[p][q] = _mm512_add_epi64(acc[p][q], _mm512_popcnt_epi64(_mm512_xor_si512(x, w[q])));
     }
   }
+#pragma GCC unroll 8
   for (int p = 0; p < NP; ++p)
+#pragma GCC unroll 8
     for (int q = 0; q < NG; ++q) {
       int32_t* dst = out + static_cast<int64_t>(p) * ldp + 8 * q;
       const __m256i v = _mm512_cvtepi64_epi32(acc[p][q]);  // counts < 2^31
@@ -207,24 +214,31 @@ DWR_AVX512_INLINE void conv_block(const FloatConvArgs& a, const float* x, int64_
                                   const float* w, float* out, int o0, __mmask16 last) {
   const int kC = a.k * a.C, xstep = a.stride * a.C, Op = a.Op;
   __m512 acc[NP][NV];
+#pragma GCC unroll 8
   for (int p = 0; p < NP; ++p)
+#pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) acc[p][v] = _mm512_setzero_ps();
   for (int ky = 0; ky < a.k; ++ky) {
     const float* xr = x + ky * row_stride;
     const float* wr = w + static_cast<int64_t>(ky) * kC * Op;
     for (int j = 0; j < kC; ++j) {
       __m512 wv[NV];
+#pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) {
         const __mmask16 m = v == NV - 1 ? last : static_cast<__mmask16>(0xFFFF);
         wv[v] = _mm512_maskz_loadu_ps(m, wr + static_cast<int64_t>(j) * Op + 16 * v);
+        asm("" : "+v"(wv[v]));  // load once into a register, not once per pixel
       }
+#pragma GCC unroll 8
       for (int p = 0; p < NP; ++p) {
         const __m512 b = _mm512_set1_ps(xr[p * xstep + j]);
+#pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) acc[p][v] = _mm512_fmadd_ps(b, wv[v], acc[p][v]);
       }
     }
   }
   const ActParams act{a.act_in, a.act_slope, a.act_out};
+#pragma GCC unroll 8
   for (int v = 0; v < NV; ++v) {
     const int o = o0 + 16 * v;
     const __mmask16 m = v == NV - 1 ? last : static_cast<__mmask16>(0xFFFF);
@@ -317,10 +331,31 @@ DWR_AVX512 void dense_block(const float* x, int C, const float* wb, const float*
     _mm512_storeu_ps(out + 16 * v, _mm512_add_ps(acc[v], _mm512_loadu_ps(bias + 16 * v)));
 }
 
+// The GEMM's 6 x 4 tile without its loads: XOR, VPOPCNTQ and add on 24 accumulators.
+DWR_AVX512 uint64_t popcount_peak(int64_t iters) {
+  const __m512i step = _mm512_set1_epi64(0x9E3779B97F4A7C15LL);
+  __m512i acc[6][4], x[6], w[4];
+  for (int p = 0; p < 6; ++p) {
+    x[p] = _mm512_set1_epi64(p + 1);
+    for (int q = 0; q < 4; ++q) acc[p][q] = _mm512_setzero_si512();
+  }
+  for (int q = 0; q < 4; ++q) w[q] = _mm512_set1_epi64(q + 7);
+  for (int64_t i = 0; i < iters; ++i) {
+    for (int q = 0; q < 4; ++q) w[q] = _mm512_add_epi64(w[q], step);
+    for (int p = 0; p < 6; ++p)
+      for (int q = 0; q < 4; ++q)
+        acc[p][q] = _mm512_add_epi64(acc[p][q], _mm512_popcnt_epi64(_mm512_xor_si512(x[p], w[q])));
+  }
+  __m512i s = _mm512_setzero_si512();
+  for (int p = 0; p < 6; ++p)
+    for (int q = 0; q < 4; ++q) s = _mm512_add_epi64(s, acc[p][q]);
+  return static_cast<uint64_t>(_mm512_reduce_add_epi64(s));
+}
+
 constexpr Kernels kAvx512 = {
     "avx512",       1,           1,          nullptr,   weight_words, prepare_weight,
     popgemm,        epilogue_float, pack_row, float_conv_row, max_pixel, avg_pixel,
-    dense_block,
+    dense_block,    popcount_peak, 6 * 4 * 512,
 };
 
 }  // namespace

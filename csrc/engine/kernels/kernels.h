@@ -54,6 +54,11 @@ struct Kernels {
                     float* dst);
   // One block of 64 outputs of the dense layer: out[o] = bias[o] + sum_c x[c] * wb[c][o].
   void (*dense_block)(const float* x, int C, const float* wb, const float* bias, float* out);
+  // Benchmarks only: `iters` rounds of the GEMM's inner-loop arithmetic (XOR, popcount,
+  // accumulate) on register-resident data, without its loads; returns a checksum. One round
+  // is peak_macs binary MACs: the ceiling the GEMM is measured against.
+  uint64_t (*popcount_peak)(int64_t iters);
+  int peak_macs;
 };
 
 // The tables, each defined in its own file; nullptr where not built for this architecture.

@@ -1,10 +1,12 @@
 """Predicted engine latency of a spec (ms, batch 1) from a calibration table (``dwr profile``).
 
 The table (JSON, in ``$XDG_CACHE_HOME/dwr/latency`` or ``~/.cache/dwr/latency``) holds the
-engine's times of its op kinds over a grid of shapes, keyed by CPU model, thread count and
-engine version; a table whose key differs from this machine's is refused (recalibrate with
-``dwr profile``). This module never imports the engine: it lists the ops the engine would run
-for a spec (:func:`outline`, the same rules as the engine's plan) and prices each one.
+engine's times of its op kinds over a grid of shapes, keyed by CPU model, kernel ISA (the
+active one: ``avx512``, ``avx2``, ``portable``; ``DWR_ISA`` picks), thread count and engine
+version; a table whose key differs from this machine's is refused (recalibrate with
+``dwr profile``). This module imports only the compiled kernels (for their ISA's name), never
+the engine's planner: it lists the ops the engine would run for a spec (:func:`outline`, the
+same rules as the engine's plan) and prices each one.
 
 What the time follows (the engine's kernels, ``docs/engine.md``):
 - a binary conv is a popcount GEMM in tiles of 3 pixels x 8 output channels over
@@ -77,15 +79,27 @@ def engine_version() -> str:
     return f"{__version__}+{digest}"
 
 
+def kernel_isa() -> str:
+    """The engine's active kernel ISA (``avx512``, ``avx2``, ``portable``; DWR_ISA picks)."""
+    from dwr.engine import _kernels
+
+    return _kernels.isa()
+
+
 def runtime_key(threads: int) -> dict[str, Any]:
     """What a table must match to be used here."""
-    return {"cpu": cpu_model(), "threads": int(threads), "engine": engine_version()}
+    return {
+        "cpu": cpu_model(),
+        "isa": kernel_isa(),
+        "threads": int(threads),
+        "engine": engine_version(),
+    }
 
 
 def table_path(threads: int = 1) -> Path:
-    """This machine's table for ``threads`` threads."""
+    """This machine's table for ``threads`` threads with the active kernel ISA."""
     slug = re.sub(r"[^a-z0-9]+", "-", cpu_model().lower()).strip("-") or "cpu"
-    return cache_dir() / "latency" / f"{slug}-{int(threads)}t.json"
+    return cache_dir() / "latency" / f"{slug}-{kernel_isa()}-{int(threads)}t.json"
 
 
 def save_table(table: dict[str, Any], path: str | Path | None = None) -> Path:
@@ -100,7 +114,12 @@ def save_table(table: dict[str, Any], path: str | Path | None = None) -> Path:
 
 def _mismatch(key: dict[str, Any], threads: int) -> str:
     want = runtime_key(threads)
-    names = {"cpu": "CPU", "threads": "thread count", "engine": "engine version"}
+    names = {
+        "cpu": "CPU",
+        "isa": "kernel ISA",
+        "threads": "thread count",
+        "engine": "engine version",
+    }
     return "; ".join(
         f"{names[k]} {key.get(k)!r} (here {want[k]!r})" for k in names if key.get(k) != want[k]
     )

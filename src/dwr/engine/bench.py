@@ -170,3 +170,31 @@ def time_layer(
         "speedup": tt.min_ms / te.min_ms,
         "gbmacs": macs / (te.min_ms * 1e-3) / 1e9,
     }
+
+
+def popcount_peak(repeats: int = 5, iters: int = 1_000_000) -> float:
+    """The active kernels' GEMM arithmetic (XOR, popcount, add) on registers, without loads,
+    in G binary MACs/s, best of ``repeats``: the ceiling a binary conv is measured against."""
+    best = float("inf")
+    for _ in range(max(1, repeats)):
+        t = time.perf_counter()
+        macs, _ = _kernels.popcount_peak(iters)
+        best = min(best, time.perf_counter() - t)
+    return macs / best / 1e9
+
+
+def time_isas(
+    isas: list[str], fn: Callable[[], dict[str, float]], rounds: int = 3
+) -> dict[str, dict[str, float]]:
+    """``fn()`` (a dict of timings, smaller is better) under each kernel ISA in turn,
+    interleaved over ``rounds``; per ISA the best of each entry. Restores the active ISA."""
+    before = _kernels.isa()
+    runs: dict[str, list[dict[str, float]]] = {isa: [] for isa in isas}
+    try:
+        for _ in range(rounds):
+            for isa in isas:
+                _kernels.set_isa(isa)
+                runs[isa].append(fn())
+    finally:
+        _kernels.set_isa(before)
+    return {isa: {k: min(r[k] for r in rs) for k in rs[0]} for isa, rs in runs.items()}

@@ -57,7 +57,8 @@ def run_profile(args: argparse.Namespace) -> int:
         return 0
     points = sum(len(table[k]) for k in ("binary_conv", "float_conv", "head"))
     print(
-        f"latency table: {path}\n  {info['cpu']}, {args.threads} thread(s), engine "
+        f"latency table: {path}\n  {info['cpu']}, kernel {info['isa']}, {args.threads} "
+        f"thread(s), engine "
         f"{info['engine']}; {points} shapes in {time.perf_counter() - start:.0f} s ({grid} grid)"
     )
     return 0
