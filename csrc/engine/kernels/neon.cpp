@@ -270,22 +270,29 @@ void conv_block(const FloatConvArgs& a, const float* x, int64_t row_stride, cons
                 float* out, int o0) {
   const int kC = a.k * a.C, xstep = a.stride * a.C, Op = a.Op;
   float32x4_t acc[NP][NV];
+#pragma GCC unroll 4
   for (int p = 0; p < NP; ++p)
+#pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[p][v] = vdupq_n_f32(0.0f);
   for (int ky = 0; ky < a.k; ++ky) {
     const float* xr = x + ky * row_stride;
     const float* wr = w + static_cast<int64_t>(ky) * kC * Op;
     for (int j = 0; j < kC; ++j) {
       float32x4_t wv[NV];
+#pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) wv[v] = vld1q_f32(wr + static_cast<int64_t>(j) * Op + 4 * v);
+#pragma GCC unroll 4
       for (int p = 0; p < NP; ++p) {
         const float32x4_t b = vld1q_dup_f32(xr + p * xstep + j);
+#pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) acc[p][v] = vfmaq_f32(acc[p][v], b, wv[v]);
       }
     }
   }
   float sums[NP][NV * 4];
+#pragma GCC unroll 4
   for (int p = 0; p < NP; ++p)
+#pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) vst1q_f32(&sums[p][4 * v], acc[p][v]);
   if (a.act == ACT_HARDTANH)
     finish_block<ACT_HARDTANH>(a, &sums[0][0], NP, NV, out, o0);
