@@ -73,57 +73,54 @@ inline void popgemm_block(const uint64_t* a, int K, const uint64_t* b, int32_t* 
     popgemm_period<NP, NG>(a, K, b, k0, std::min(K, k0 + kFlush), out, ldp);
 }
 
-// Rows i.. of A against all groups: 2 groups (8 outputs) at a time, then an odd last one.
-template <int NP>
-void popgemm_rows(const uint64_t* a, int K, const uint64_t* B, int Op, int32_t* out,
-                  int ldp) {
-  const int groups = Op / 4;
-  int g = 0;
-  for (; g + 2 <= groups; g += 2)
-    popgemm_block<NP, 2>(a, K, B + static_cast<int64_t>(g) * K * 4, out + 4 * g, ldp);
-  if (g < groups) popgemm_block<NP, 1>(a, K, B + static_cast<int64_t>(g) * K * 4, out + 4 * g, ldp);
-}
-
-// Tiles of 4 pixels x 8 outputs: 16 byte counters, 4 weight vectors and a broadcast of the
-// 32 vector registers; the last 1-3 pixels in smaller tiles.
-void popgemm(const uint64_t* A, int M, const uint64_t* B, int Op, int K, int32_t* pop,
-             int ldp) {
-  const int64_t row = K;
+// All M rows of A against NG groups at b: tiles of 4 pixels, then the last 1-3 pixels.
+template <int NG>
+void popgemm_groups(const uint64_t* A, int M, int K, const uint64_t* b, int32_t* out,
+                    int ldp) {
   int i = 0;
-  for (; i + 4 <= M; i += 4) popgemm_rows<4>(A + i * row, K, B, Op, pop + i * ldp, ldp);
+  for (; i + 4 <= M; i += 4) popgemm_block<4, NG>(A + i * K, K, b, out + i * ldp, ldp);
   switch (M - i) {
-    case 3: popgemm_rows<3>(A + i * row, K, B, Op, pop + i * ldp, ldp); break;
-    case 2: popgemm_rows<2>(A + i * row, K, B, Op, pop + i * ldp, ldp); break;
-    case 1: popgemm_rows<1>(A + i * row, K, B, Op, pop + i * ldp, ldp); break;
+    case 3: popgemm_block<3, NG>(A + i * K, K, b, out + i * ldp, ldp); break;
+    case 2: popgemm_block<2, NG>(A + i * K, K, b, out + i * ldp, ldp); break;
+    case 1: popgemm_block<1, NG>(A + i * K, K, b, out + i * ldp, ldp); break;
     default: break;
   }
 }
 
-// ---------------------------------------------------------------------------------------
-// Sign packing: 16 channels per step, their compare masks narrowed to bytes and gathered
-// into 16 bits (AND with the bit weights, then pairwise adds); scalar for the last < 16.
+// Tiles of 4 pixels x 8 outputs: 16 byte counters, 4 weight vectors and the broadcasts in
+// the 32 vector registers. Output pairs of groups outside, pixels inside: a pair's weights
+// (64 K bytes) stay in L1 while the chunk of im2col rows streams past them.
+void popgemm(const uint64_t* A, int M, const uint64_t* B, int Op, int K, int32_t* pop,
+             int ldp) {
+  const int groups = Op / 4;
+  int g = 0;
+  for (; g + 2 <= groups; g += 2)
+    popgemm_groups<2>(A, M, K, B + static_cast<int64_t>(g) * K * 4, pop + 4 * g, ldp);
+  if (g < groups)
+    popgemm_groups<1>(A, M, K, B + static_cast<int64_t>(g) * K * 4, pop + 4 * g, ldp);
+}
 
-inline uint32_t movemask16(uint8x16_t m) {
+// ---------------------------------------------------------------------------------------
+// Sign packing: 16 channels per step. The x + shift >= 0 masks are narrowed to bytes, and
+// the bit weights where the mask is clear (BIC) gather into 16 bits by pairwise adds; scalar
+// for the last < 16 channels.
+
+// The bits of channels c..c+15 where !(x + shift >= 0).
+inline uint32_t negative16(const float* x, const float* shift, int c) {
+  uint32x4_t ge[4];
+  for (int i = 0; i < 4; ++i) {
+    float32x4_t v = vld1q_f32(x + c + 4 * i);
+    if (shift) v = vaddq_f32(v, vld1q_f32(shift + c + 4 * i));
+    ge[i] = vcgeq_f32(v, vdupq_n_f32(0.0f));
+  }
+  const uint16x8_t lo = vcombine_u16(vmovn_u32(ge[0]), vmovn_u32(ge[1]));
+  const uint16x8_t hi = vcombine_u16(vmovn_u32(ge[2]), vmovn_u32(ge[3]));
   const uint8_t w[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
-  uint8x16_t v = vandq_u8(m, vld1q_u8(w));
+  uint8x16_t v = vbicq_u8(vld1q_u8(w), vcombine_u8(vmovn_u16(lo), vmovn_u16(hi)));
   v = vpaddq_u8(v, v);
   v = vpaddq_u8(v, v);
   v = vpaddq_u8(v, v);  // byte 0: channels 0-7, byte 1: channels 8-15
   return vgetq_lane_u16(vreinterpretq_u16_u8(v), 0);
-}
-
-// The negative() mask of channels c..c+3 (all ones where !(x + shift >= 0)).
-inline uint32x4_t negative4(float32x4_t x, const float* shift, int c) {
-  if (shift) x = vaddq_f32(x, vld1q_f32(shift + c));
-  return vmvnq_u32(vcgeq_f32(x, vdupq_n_f32(0.0f)));
-}
-
-inline uint32_t negative16(const float* x, const float* shift, int c) {
-  const uint16x8_t lo = vcombine_u16(vmovn_u32(negative4(vld1q_f32(x + c), shift, c)),
-                                     vmovn_u32(negative4(vld1q_f32(x + c + 4), shift, c + 4)));
-  const uint16x8_t hi = vcombine_u16(vmovn_u32(negative4(vld1q_f32(x + c + 8), shift, c + 8)),
-                                     vmovn_u32(negative4(vld1q_f32(x + c + 12), shift, c + 12)));
-  return movemask16(vcombine_u8(vmovn_u16(lo), vmovn_u16(hi)));
 }
 
 // pack_signs_range with vectors: channels [c0, c1) of one pixel, c0 a multiple of 64.
@@ -132,7 +129,8 @@ void pack_range(const float* x, const float* shift, int c0, int c1, uint64_t* bi
     const int lo = 64 * w, hi = std::min(c1, lo + 64);
     uint64_t word = 0;
     int c = lo;
-    for (; c + 16 <= hi; c += 16) word |= static_cast<uint64_t>(negative16(x, shift, c)) << (c - lo);
+    for (; c + 16 <= hi; c += 16)
+      word |= static_cast<uint64_t>(negative16(x, shift, c)) << (c - lo);
     for (; c < hi; ++c)
       if (negative(x[c], shift, c)) word |= 1ULL << (c - lo);
     bits[w] = word;
