@@ -5,7 +5,8 @@
 // packing, pools and the dense layer. The float stem may differ by FMA rounding only.
 // Built for aarch64 (-O2 -static -ffp-contract=off, with the engine's .cpp files but
 // module.cpp) and run under qemu-aarch64 by tests/engine/test_neon_emulated.py.
-// Prints the case counts; exits 1 on the first mismatch, 2 when NEON is not available.
+// Prints the table chosen at load and the case counts; exits 1 on the first mismatch, 2 when
+// NEON is not available.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -264,6 +265,7 @@ bool stem_case() {
 
 int main(int argc, char** argv) {
   const int cases = argc > 1 ? std::atoi(argv[1]) : 600;
+  std::printf("neon_vs_portable: table at load: %s\n", dwr::load_isa());  // HWCAP or DWR_ISA
   if (!dwr::set_isa("neon")) {
     std::printf("neon_vs_portable: this CPU runs no NEON table\n");
     return 2;
