@@ -5,6 +5,10 @@
 #include <cstdlib>
 #include <string>
 
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
+
 #include "kernels/kernels.h"
 
 namespace dwr {
@@ -29,6 +33,17 @@ bool cpu_has_avx512() {
 #endif
 }
 
+// NEON (ASIMD) is mandatory on AArch64; Linux still reports it in HWCAP, macOS always has it.
+bool cpu_has_neon() {
+#if defined(__aarch64__) && defined(__linux__)
+  return (getauxval(AT_HWCAP) & (1UL << 1)) != 0;  // HWCAP_ASIMD
+#elif defined(__aarch64__)
+  return true;
+#else
+  return false;
+#endif
+}
+
 bool always() { return true; }
 
 struct Entry {
@@ -40,6 +55,7 @@ struct Entry {
 const Entry kEntries[] = {
     {avx512_kernels, cpu_has_avx512},
     {avx2_kernels, cpu_has_avx2},
+    {neon_kernels, cpu_has_neon},
     {portable_kernels, always},
 };
 

@@ -65,6 +65,7 @@ struct Kernels {
 const Kernels* portable_kernels();
 const Kernels* avx2_kernels();
 const Kernels* avx512_kernels();
+const Kernels* neon_kernels();
 
 // The active table (dispatch.cpp).
 const Kernels& kernels();
