@@ -311,7 +311,6 @@ def test_latency_benchmark_script_writes_its_table(cache, tmp_path, capsys):
     assert bench.main(["--sections", "nosuch", "--out", str(out)]) == 2
 
 
-<<<<<<< HEAD
 def _damage(table: dict, what: str) -> dict:
     """One damage of issue 24 to a valid table."""
     if what == "no-head":
@@ -371,7 +370,8 @@ def test_a_table_that_is_a_fifo_is_refused_at_once(cache, capsys):
     os.mkfifo(path)
     with pytest.raises(DwrError, match="not a regular file|no latency calibration table"):
         latency.load_table(1, path)
-=======
+
+
 def test_tables_are_kept_per_kernel_isa(cache):
     """Each kernel ISA has its own table (its times differ): its own file and key."""
     from dwr.engine import _kernels
@@ -385,4 +385,3 @@ def test_tables_are_kept_per_kernel_isa(cache):
     finally:
         _kernels.set_isa(_kernels.load_isa())
     assert len(paths) == len(keys) == len(_kernels.isas())
->>>>>>> engine
