@@ -65,7 +65,7 @@ def convert(
 
 
 def kernel_isa() -> str:
-    """The kernel table in use: ``"avx512"``, ``"avx2"`` or ``"portable"``."""
+    """The kernel table in use: ``"avx512"``, ``"avx2"``, ``"neon"`` or ``"portable"``."""
     return _kernels.isa()
 
 
