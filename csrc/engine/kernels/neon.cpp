@@ -369,13 +369,12 @@ void dense_block(const float* x, int C, const float* wb, const float* bias, floa
   for (int v = 0; v < 16; ++v) vst1q_f32(out + 4 * v, vaddq_f32(acc[v], vld1q_f32(bias + 4 * v)));
 }
 
-// Benchmarks only (the engine branch's Kernels::popcount_peak; on merge, append
-// `popcount_peak, kPeakMacs` to kNeon): the GEMM tile's arithmetic on registers, 4 pixels x
+// Benchmarks only (Kernels::popcount_peak): the GEMM tile's arithmetic on registers, 4 pixels x
 // 4 weight vectors of EOR + CNT + ADD per round (the byte counters may wrap); returns a
 // checksum.
 constexpr int kPeakMacs = 4 * 4 * 128;
 
-[[maybe_unused]] uint64_t popcount_peak(int64_t iters) {
+uint64_t popcount_peak(int64_t iters) {
   uint8x16_t cnt[4][4], x[4], w[4];
   for (int p = 0; p < 4; ++p) {
     x[p] = vdupq_n_u8(static_cast<uint8_t>(p + 1));
@@ -396,7 +395,7 @@ constexpr int kPeakMacs = 4 * 4 * 128;
 constexpr Kernels kNeon = {
     "neon",         1,           1,          nullptr,   weight_words, prepare_weight,
     popgemm,        epilogue_float, pack_row, float_conv_row, max_pixel, avg_pixel,
-    dense_block,
+    dense_block,    popcount_peak, kPeakMacs,
 };
 
 }  // namespace
