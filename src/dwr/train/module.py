@@ -1,8 +1,8 @@
 """The Lightning module: a thin wrapper that wires a backbone to the losses and the recipe.
 
 On an accelerator nothing in a training step waits for the device: the non-finite-loss check
-is accumulated there and read every :data:`CHECK_EVERY` steps and at the end of an epoch
-(on the CPU it is read every step, as reading costs nothing there).
+is accumulated there and read every :data:`CHECK_EVERY` steps and after an epoch's last step,
+before its checkpoint is written (on the CPU it is read every step, as that costs nothing).
 """
 
 from __future__ import annotations
@@ -105,12 +105,10 @@ class BnnModule(pl.LightningModule):
                 f"between steps {first} and {step}"
             )
 
-    def on_train_epoch_end(self) -> None:
-        if self._bad is not None:
-            self._read_flag(self.trainer.num_training_batches)
-        self._checked_step = 0
-
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if self._bad is not None and batch_idx + 1 >= self.trainer.num_training_batches:
+            # the epoch's last step: read before validation and before its checkpoint is saved
+            self._read_flag(batch_idx + 1)
         now = time.perf_counter()
         if self._t_last is not None and now > self._t_last:
             ips = batch[0].shape[0] / (now - self._t_last)
@@ -120,6 +118,7 @@ class BnnModule(pl.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._t_last = time.perf_counter()
+        self._checked_step = 0
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
