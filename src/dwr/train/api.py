@@ -295,8 +295,8 @@ def _uses_cuda(trainer_kwargs: dict[str, Any]) -> bool:
 
 def trainer_precision(cfg: dict[str, Any], trainer_kwargs: dict[str, Any]) -> str:
     """Lightning's precision for the recipe's ``precision``: ``auto`` is bf16 autocast on
-    CUDA (BNN training loses nothing to it: every binarised tensor is exact in bf16) and
-    float32 elsewhere, where autocast would only slow the step down."""
+    CUDA (binarised activations are exact in bf16) and float32 elsewhere, where autocast
+    would only slow the step down."""
     choice = cfg.get("precision", "auto")
     if choice == "auto":
         return "bf16-mixed" if _uses_cuda(trainer_kwargs) else "32-true"
