@@ -45,3 +45,25 @@ def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> t
     m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
     return (x.float().div_(255.0) - m) / s
+
+
+def gather_batch(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    idx: torch.Tensor,
+    *,
+    augment: bool,
+    pad: int,
+    flip: bool,
+    mean: Sequence[float],
+    std: Sequence[float],
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch ``idx`` of a uint8 split: cropped and flipped when ``augment``, normalised,
+    with its labels. The one recipe of the CPU DataLoader path and the device path."""
+    x = images[idx]
+    if augment:
+        x = random_crop(x, pad, generator=generator)
+        if flip:
+            x = random_flip(x, generator=generator)
+    return normalize(x, mean, std), labels[idx]

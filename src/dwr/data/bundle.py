@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from dwr.data.augment import normalize, random_crop, random_flip
+from dwr.data.augment import gather_batch, normalize
 from dwr.data.device_loader import DeviceBatches
 from dwr.errors import DwrError
 
@@ -67,12 +67,10 @@ class _GatherBatch:
 
     def __call__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.as_tensor(indices, dtype=torch.long)
-        x = self.split.images[idx]
-        if self.augment:
-            x = random_crop(x, self.pad)
-            if self.flip:
-                x = random_flip(x)
-        return normalize(x, self.mean, self.std), self.split.labels[idx]
+        return gather_batch(
+            self.split.images, self.split.labels, idx, augment=self.augment, pad=self.pad,
+            flip=self.flip, mean=self.mean, std=self.std,
+        )  # fmt: skip
 
 
 @dataclass

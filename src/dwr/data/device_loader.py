@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from dwr.data.augment import normalize, random_crop, random_flip
+from dwr.data.augment import gather_batch
 
 
 class DeviceBatches:
@@ -77,12 +77,10 @@ class DeviceBatches:
             yield self._batch(idx, g)
 
     def _batch(self, idx: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.images.index_select(0, idx)
-        if self.augment:
-            x = random_crop(x, self.pad, generator=g)
-            if self.flip:
-                x = random_flip(x, generator=g)
-        x = normalize(x, self.mean, self.std)
+        x, y = gather_batch(
+            self.images, self.labels, idx, augment=self.augment, pad=self.pad, flip=self.flip,
+            mean=self.mean, std=self.std, generator=g,
+        )  # fmt: skip
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return x, self.labels.index_select(0, idx)
+        return x, y
