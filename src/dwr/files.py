@@ -268,8 +268,7 @@ def _check_directory_of(p: Path, what: str) -> None:
         os.unlink(probe)
     except OSError as exc:
         raise DwrError(
-            f"cannot write {what} {p}: cannot create a file in {parent} "
-            f"({describe_os_error(exc)})"
+            f"cannot write {what} {p}: cannot create a file in {parent} ({describe_os_error(exc)})"
         ) from None
 
 

@@ -63,11 +63,10 @@ def _gib(n: float) -> str:
 
 def _stem_sides(spec: Any, height: int, width: int) -> tuple[list[int], list[int]]:
     """The stem conv's output sides, and the stem's (after its pool, if any)."""
-    from dwr.backbones.spec import stem_side
+    from dwr.backbones.spec import STEM_GEOMETRY
 
-    stride = 2 if spec.stem in ("imagenet", "mobilenet") else 1
-    conv = [(side - 1) // stride + 1 for side in (height, width)]
-    return conv, [stem_side(spec.stem, side) for side in (height, width)]
+    g = STEM_GEOMETRY[spec.stem]
+    return [g.conv_side(s) for s in (height, width)], [g.side(s) for s in (height, width)]
 
 
 def _unit_maps(spec: Any, height: int, width: int) -> list[int]:
@@ -87,9 +86,10 @@ def _unit_maps(spec: Any, height: int, width: int) -> list[int]:
 def approx_params(spec: Any) -> int:
     """Weights of the network ``spec`` builds, read from its unit list: every binary conv and
     real 1x1 shortcut, the stem (and its adapter) and the classifier (BN's are left out)."""
+    from dwr.backbones.spec import STEM_GEOMETRY
     from dwr.backbones.units import units
 
-    k = 7 if spec.stem == "imagenet" else 3
+    k = STEM_GEOMETRY[spec.stem].k
     total = spec.in_channels * spec.stem_width * k * k
     last = spec.stem_width
     if spec.stem_adapter:  # a depthwise 1x1 conv, and PReLU's slopes

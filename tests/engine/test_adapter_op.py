@@ -9,9 +9,11 @@ from engine_helpers import random_model
 
 import dwr.engine as engine
 from dwr.backbones.blocks import StemAdapter
+from dwr.engine.compiler import compile_ops
 from dwr.engine.ops import ChannelAdapter, State
-from dwr.engine.plan import _adapter_op
 from dwr.errors import DwrError
+from dwr.lowering.from_module import _adapter
+from dwr.lowering.ops import StemAdapter as LoweredAdapter
 from sign_ties import assert_engine_matches
 
 
@@ -30,7 +32,9 @@ def test_adapter_op_matches_pytorch(width):
     x = torch.randn(3, 8, 5, 6)
     with torch.no_grad():
         ref = ad(x)
-    op = _adapter_op(ad)
+    lowered = LoweredAdapter("stem.adapter", 8, width)
+    _adapter(ad, lowered)
+    (op,) = compile_ops([lowered])
     got = op.run(State(x=np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy()))).x
     assert got.dtype == np.float32 and got.shape == (3, 5, 6, width)
     torch.testing.assert_close(torch.from_numpy(got).permute(0, 3, 1, 2), ref, rtol=1e-6, atol=1e-6)

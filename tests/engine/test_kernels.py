@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from dwr.engine import _kernels
+from dwr.engine.compiler import threshold
 from dwr.engine.pack import (
     conv_reference,
     pack_bits,
@@ -17,7 +18,6 @@ from dwr.engine.pack import (
     unpack_bits,
     words,
 )
-from dwr.engine.plan import threshold
 
 
 def _sign(t: torch.Tensor) -> torch.Tensor:

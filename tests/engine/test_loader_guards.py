@@ -183,8 +183,9 @@ def test_a_model_with_non_finite_weights_is_not_converted(where):
     checked, before compiling."""
     model = random_model("resnet20_cifar")
     name, param = next(
-        (n, p) for n, p in model.named_parameters() if ("stem" in n) == (where == "stem")
-        and p.dim() == 4
+        (n, p)
+        for n, p in model.named_parameters()
+        if ("stem" in n) == (where == "stem") and p.dim() == 4
     )
     with torch.no_grad():
         param.view(-1)[0] = float("nan")

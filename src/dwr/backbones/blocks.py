@@ -16,30 +16,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from dwr.backbones.methods import Method, activation, input_shift
+from dwr.backbones.spec import STEM_GEOMETRY
 from dwr.binary import BinaryConv2d
 from dwr.errors import DwrError
 
 
 class Stem(nn.Module):
-    """Real-valued first conv: 3x3 stride 1 (CIFAR), 7x7 stride 2 + 3x3 max-pool (ImageNet) or
-    3x3 stride 2 without activation (MobileNet / ReActNet-A), then, with ``adapter_width``, a
+    """Real-valued first conv, BN, activation and max-pool as its kind's
+    :data:`~dwr.backbones.spec.STEM_GEOMETRY` says, then, with ``adapter_width``, a
     :class:`StemAdapter` to that many channels."""
 
     def __init__(
         self, kind: str, in_channels: int, width: int, method: Method, adapter_width: int = 0
     ) -> None:
         super().__init__()
-        if kind == "imagenet":
-            self.conv = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
-            pool: nn.Module = nn.MaxPool2d(3, 2, 1)
-        elif kind == "mobilenet":  # ReActNet-A: 3x3 stride 2, BN, no activation or pool
-            self.conv = nn.Conv2d(in_channels, width, 3, 2, 1, bias=False)
-            pool = nn.Identity()
-        else:
-            self.conv = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
-            pool = nn.MaxPool2d(2) if kind == "cifar_pool" else nn.Identity()
+        g = STEM_GEOMETRY[kind]
+        self.conv = nn.Conv2d(in_channels, width, g.k, g.stride, g.pad, bias=False)
+        pool = nn.MaxPool2d(*g.pool) if g.pool else nn.Identity()
         self.bn = nn.BatchNorm2d(width)
-        self.act = nn.Identity() if kind == "mobilenet" else activation(method, width)
+        self.act = activation(method, width) if g.act else nn.Identity()
         self.pool = pool
         self.adapter = StemAdapter(width, adapter_width) if adapter_width else nn.Identity()
 

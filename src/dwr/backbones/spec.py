@@ -33,20 +33,45 @@ from typing import Any
 from dwr.errors import DwrError
 from dwr.limits import check_spec_size
 
-STEMS = ("cifar", "cifar_pool", "imagenet", "mobilenet")
-#: Each stem's output side from its input side: 3x3/1; 3x3/1 + 2x2 max-pool; 7x7/2 + 3x3/2
-#: max-pool (padding 1); 3x3/2.
-_STEM_SIZE = {
-    "cifar": lambda h: h,
-    "cifar_pool": lambda h: h // 2,
-    "imagenet": lambda h: ((h - 1) // 2) // 2 + 1,
-    "mobilenet": lambda h: (h - 1) // 2 + 1,
+
+@dataclass(frozen=True)
+class StemGeometry:
+    """A stem kind's real-valued conv (``k`` x ``k``, ``stride``, ``pad``), its max-pool
+    (``(kernel, stride, padding)``, or ``None``) and whether an activation follows the BN.
+    Written once: the model, the lowering, the latency model and the size limits read it."""
+
+    k: int
+    stride: int
+    pad: int
+    pool: tuple[int, int, int] | None
+    act: bool = True
+
+    def conv_side(self, side: int) -> int:
+        return (side + 2 * self.pad - self.k) // self.stride + 1
+
+    def side(self, side: int) -> int:
+        """The stem's output side (after its pool) for an input side ``side``."""
+        side = self.conv_side(side)
+        if self.pool is None:
+            return side
+        k, s, p = self.pool
+        return (side + 2 * p - k) // s + 1
+
+
+#: ``cifar`` 3x3/1; ``cifar_pool`` 3x3/1 + 2x2 max-pool; ``imagenet`` 7x7/2 + 3x3/2 max-pool
+#: (padding 1); ``mobilenet`` (ReActNet-A) 3x3/2 with no activation or pool.
+STEM_GEOMETRY = {
+    "cifar": StemGeometry(3, 1, 1, None),
+    "cifar_pool": StemGeometry(3, 1, 1, (2, 2, 0)),
+    "imagenet": StemGeometry(7, 2, 3, (3, 2, 1)),
+    "mobilenet": StemGeometry(3, 2, 1, None, act=False),
 }
+STEMS = tuple(STEM_GEOMETRY)
 
 
 def stem_side(stem: str, side: int) -> int:
     """The side of a ``stem``'s output for an input side ``side``."""
-    return _STEM_SIZE[stem](side)
+    return STEM_GEOMETRY[stem].side(side)
 
 
 SHORTCUTS = ("conv", "zero_pad", "avgpool_conv")

@@ -39,28 +39,32 @@ def convert(
     """Compile an eval-mode BNN into a :class:`CompiledModel`, with the image ``preprocess``
     and ``class_names`` to store beside it (both optional).
 
-    A dwr backbone compiles from its modules. Any other ``nn.Module`` goes through the front
-    door (:mod:`dwr.engine.frontdoor`): it is traced with ``torch.fx`` and run once on
-    ``example_input`` (an NCHW tensor), which it then needs. Raises
+    The model is lowered (:func:`dwr.lowering.lower`) and its ops compiled. A dwr backbone
+    lowers from its modules; any other ``nn.Module`` is traced with ``torch.fx`` and run once
+    on ``example_input`` (an NCHW tensor), which it then needs. Raises
     :class:`~dwr.errors.DwrError` naming the first module or graph node it cannot compile.
     """
     # the only part of the engine that needs PyTorch
     from dwr.backbones.model import Backbone
     from dwr.engine.compiled import check_finite
-    from dwr.engine.plan import build_plan
+    from dwr.engine.compiler import compile_ops
+    from dwr.lowering import lower
+    from dwr.lowering.from_module import SUPPORTED_MODULES, UnsupportedModule
 
     check_finite(model.state_dict().items(), "the model")  # binarizing would hide a NaN
-    if isinstance(model, Backbone):
-        ops = build_plan(model, fold_signs=fold_signs)
-    elif example_input is None:
+    if not isinstance(model, Backbone) and example_input is None:
         raise DwrError(
             f"the engine compiles dwr backbones directly, and {type(model).__name__} is not "
             "one: convert(model, example_input) traces it on an example NCHW input"
         )
-    else:
-        from dwr.engine.frontdoor import build_plan_from_module
-
-        ops = build_plan_from_module(model, example_input, fold_signs=fold_signs)
+    try:
+        lowered = lower(model, example_input, fold_signs=fold_signs)
+    except UnsupportedModule as exc:
+        raise DwrError(
+            f"the engine cannot compile {exc}; it supports registered dwr backbones "
+            f"({SUPPORTED_MODULES})"
+        ) from None
+    ops = compile_ops(lowered)
     return CompiledModel(ops, getattr(model, "spec", None), preprocess, class_names)
 
 

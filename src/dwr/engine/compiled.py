@@ -55,6 +55,7 @@ from dwr.engine.pack import lanes_from_rows, words
 from dwr.engine.preprocess import Preprocess, check_class_names
 from dwr.errors import DwrError
 from dwr.files import atomic_write
+from dwr.lowering.rules import packs_next
 
 MAGIC = b"DWRENGN\0"
 FORMAT_VERSION = 3
@@ -129,7 +130,7 @@ class CompiledModel:
         # A binary conv that writes floats for the next binary conv also packs that conv's
         # input in its epilogue (sign of out + the next RSign shift), saving a pass over them.
         for op, nxt in zip(self.ops, self.ops[1:], strict=False):
-            if isinstance(op, BinaryConv) and op.out == "float" and isinstance(nxt, BinaryConv):
+            if packs_next(op.kind, getattr(op, "out", ""), nxt.kind):
                 op.feeds(nxt)
 
     # -- structure --------------------------------------------------------------------------

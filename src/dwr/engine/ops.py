@@ -31,9 +31,9 @@ import numpy as np
 from dwr.engine import _kernels
 from dwr.engine.pack import ceil4, words
 from dwr.errors import DwrError
+from dwr.lowering.ops import check_unit
 
 ACTS = {"none": 0, "hardtanh": 1, "rprelu": 2}
-SHORTCUTS = ("none", "identity", "conv", "avgpool_conv", "zero_pad", "avgpool", "tile")
 POOLS = ("none", "max3", "max2")
 POOL_GEOMETRY = {"max3": (3, 2, 1), "max2": (2, 2, 0)}  # (kernel, stride, padding)
 
@@ -303,8 +303,7 @@ class BinaryConv(Op):
 
     def __post_init__(self) -> None:
         c, o, k, where = self.in_channels, self.out_channels, self.k, self.name
-        _check(c >= 1 and o >= 1 and 1 <= k <= 7, f"{where}: bad channels or kernel")
-        _check(self.stride >= 1 and 0 <= self.pad < k, f"{where}: bad stride/padding")
+        check_unit(where, c, o, k, self.stride, self.pad, self.shortcut, self.sc_stride)
         self.wbits = np.ascontiguousarray(self.wbits, dtype=np.uint64)
         _check(
             self.wbits.shape == (ceil4(o) // 4, k * k * words(c), 4),
@@ -317,27 +316,11 @@ class BinaryConv(Op):
         self.bias = _vec(self.bias, o, f"{where} bias")
         if self.shift is not None:
             self.shift = _vec(self.shift, c, f"{where} shift")
-        _check(self.shortcut in SHORTCUTS, f"{where}: unknown shortcut {self.shortcut!r}")
-        if self.shortcut == "identity":
-            _check(c == o and self.stride == 1, f"{where}: identity shortcut changes shape")
-        if self.shortcut == "avgpool":
-            _check(c == o and self.stride > 1, f"{where}: avgpool shortcut needs c == o, stride")
-        if self.shortcut == "tile":
-            _check(self.stride == 1, f"{where}: tile shortcut needs stride 1")
         if self.shortcut in ("conv", "avgpool_conv"):
             self.sc_w = np.ascontiguousarray(self.sc_w, dtype=np.float32)
             _check(self.sc_w.shape == (o, c, 1, 1), f"{where}: shortcut weight shape")
             self.sc_b = _vec(self.sc_b, o, f"{where} shortcut bias")
             self._sc = _float_conv_layout(self.sc_w, self.sc_b)
-        _check(self.sc_stride >= 1, f"{where}: bad shortcut stride")
-        if self.shortcut != "none":
-            # Every shortcut maps H to ceil(H / sc_stride); the conv gives
-            # floor((H + 2 pad - k) / stride) + 1, equal for every H iff these hold.
-            _check(
-                self.sc_stride == self.stride and 2 * self.pad + 1 == k,
-                f"{where}: the {self.shortcut} shortcut (stride {self.sc_stride}) does not "
-                f"match the conv's output (k {k}, stride {self.stride}, padding {self.pad})",
-            )
         self.rprelu = _act_arrays(self.act, self.rprelu, o, where)
         self._pack_next = False  # see feeds()
         self._next_shift: np.ndarray | None = None

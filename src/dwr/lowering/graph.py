@@ -2,7 +2,7 @@
 
 :func:`trace` runs ``torch.fx`` symbolic tracing (torch.nn layers and dwr's binary layers are
 leaves) and then the graph itself on the example input, keeping each node's output. The
-matcher in :mod:`dwr.engine.frontdoor` reads structure from the graph and facts that are
+matcher in :mod:`dwr.lowering.from_graph` reads structure from the graph and facts that are
 easier to check than to parse from the values: that a tensor is ``sign`` of another, that a
 weight is ``alpha_o * sign(W)``, that a branch is a per-channel affine map of its input.
 """

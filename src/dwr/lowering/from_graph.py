@@ -1,7 +1,7 @@
-"""The engine's front door: compile any eval-mode PyTorch BNN, not only dwr's backbones.
+"""The front door: lower any eval-mode PyTorch BNN, not only dwr's backbones.
 
-``build_plan_from_module(model, example_input)`` traces the model (:mod:`dwr.engine.graph`)
-and walks its graph from the input to the logits, matching the engine's op list:
+``lower_graph(model, example_input)`` traces the model (:mod:`dwr.lowering.graph`) and walks
+its graph from the input to the logits, matching the lowered op list (:mod:`dwr.lowering.ops`):
 
     stem conv [BN] [act] [max-pool]  ->  [adapter: cat/slice of per-channel maps, PReLU]
     -> { binary unit | 2x2 max-pool }*  ->  global average pool, flatten, linear
@@ -29,7 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from dwr.binary import BinaryConv2d
-from dwr.engine.graph import (
+from dwr.errors import DwrError
+from dwr.lowering.from_module import fold_bn
+from dwr.lowering.graph import (
     Graph,
     affine_of,
     is_sign_of,
@@ -37,11 +39,8 @@ from dwr.engine.graph import (
     sign_ties,
     topological,
 )
-from dwr.engine.ops import BinaryConv, ChannelAdapter, FloatConv, MaxPool2, Op
-from dwr.engine.ops import Head as HeadOp
-from dwr.engine.pack import pack_weight
-from dwr.engine.plan import _bn, _fold_signs
-from dwr.errors import DwrError
+from dwr.lowering.ops import BinaryConv, Head, MaxPool2, Op, StemAdapter, StemConv
+from dwr.lowering.rules import finish
 
 SUPPORTED = (
     "a real-valued stem conv, binary conv2d (input sign(x + shift), weight alpha * sign(W)), "
@@ -82,7 +81,7 @@ def _arg(node: fx.Node, i: int, name: str, default):
 
 
 def _reference(kind: str, x: torch.Tensor, conv: _Conv) -> torch.Tensor | None:
-    """What the engine's parameter-free shortcut ``kind`` makes of ``x`` for this conv."""
+    """What the parameter-free shortcut ``kind`` makes of ``x`` for this conv."""
     out_channels, c, s = conv.w.shape[0], x.shape[1], conv.stride
     if kind == "zero_pad":
         r = x[:, :, ::s, ::s]
@@ -104,7 +103,7 @@ def _same(got: torch.Tensor, want: torch.Tensor | None) -> bool:
 
 
 class _Matcher:
-    """Walks the graph once, appending the engine ops it recognises."""
+    """Walks the graph once, appending the lowered ops it recognises."""
 
     def __init__(self, g: Graph) -> None:
         self.g = g
@@ -112,9 +111,7 @@ class _Matcher:
         self.ties = 0  # binarizer inputs that are exactly 0 on the example (see sign_ties)
 
     def fail(self, node: fx.Node, why: str) -> DwrError:
-        return DwrError(
-            f"the engine cannot convert {self.g.where(node)}: {why}; supported: {SUPPORTED}"
-        )
+        return DwrError(f"cannot lower {self.g.where(node)}: {why}; supported: {SUPPORTED}")
 
     # -- single nodes -----------------------------------------------------------------------
     def conv(self, node: fx.Node) -> _Conv | None:
@@ -166,7 +163,10 @@ class _Matcher:
         mod = self.g.module(node) if node is not None else None
         if not isinstance(mod, nn.BatchNorm2d):
             return None
-        return _bn(mod, self.g.where(node))
+        try:
+            return fold_bn(mod)
+        except DwrError as exc:
+            raise self.fail(node, str(exc)) from None
 
     def is_add(self, node: fx.Node | None) -> bool:
         return node is not None and (
@@ -224,7 +224,7 @@ class _Matcher:
 
     # -- chains -----------------------------------------------------------------------------
     def activation(self, start: fx.Node) -> tuple[str, tuple | None, fx.Node]:
-        """The elementwise chain after ``start`` as the engine's ``(act, rprelu)`` and the
+        """The elementwise chain after ``start`` as a lowered ``(act, rprelu)`` and the
         chain's last node: Hardtanh, or ``[+shift_in] PReLU|ReLU [+shift_out]``."""
         node, parts = start, {}
         while (nxt := self.g.single_user(node)) is not None:
@@ -291,9 +291,9 @@ class _Matcher:
             and geometry[1:4] in ((3, 2, 1), (2, 2, 0))
         ):
             pool, node = ("max3" if geometry[1] == 3 else "max2"), nxt
-        op = FloatConv(
-            "stem", w=w, b=b, stride=conv.stride, pad=conv.pad, act=act, pool=pool, rprelu=rprelu
-        )
+        o, c = w.shape[:2]
+        op = StemConv("stem", c, o, k=conv.k, stride=conv.stride, pad=conv.pad, act=act,
+                      pool=pool, w=w, b=b, rprelu=rprelu)  # fmt: skip
         self.ops.append(op)
         return node
 
@@ -340,9 +340,9 @@ class _Matcher:
         if act is None or act[0] != "slope":
             raise self.fail(node, "the concat must be followed by PReLU")
         self.ops.append(
-            ChannelAdapter(
-                "stem.adapter", in_channels=c, src=src, scale=scale, shift=shift, slope=act[1]
-            )
+            StemAdapter(
+                "stem.adapter", c, len(src), src=src, scale=scale, shift=shift, slope=act[1]
+            )  # fmt: skip
         )
         return self.g.single_user(node)
 
@@ -358,17 +358,17 @@ class _Matcher:
             shortcut, end = self._shortcut(other, cursor, conv), add
         self._check_consumers(cursor, conv, shortcut, end)
         act, rprelu, node = self.activation(end)
-        wbits, wpop = pack_weight(conv.w.double().numpy())
+        w = conv.w.double().numpy()
         try:
             op = BinaryConv(
                 conv.node.name,
-                in_channels=conv.w.shape[1],
-                out_channels=conv.w.shape[0],
+                w.shape[1],
+                w.shape[0],
                 k=conv.k,
                 stride=conv.stride,
                 pad=conv.pad,
-                wbits=wbits,
-                wpop=wpop,
+                shifted=shift is not None,
+                weight=np.where(w >= 0, 1.0, -1.0),
                 scale=alpha * a,
                 bias=b,
                 shift=shift,
@@ -504,7 +504,8 @@ class _Matcher:
             raise self.fail(fc or node, "the model must end with global pool, flatten, Linear")
         bias = mod.bias.detach().double().numpy() if mod.bias is not None else None
         w = mod.weight.detach().double().numpy()
-        self.ops.append(HeadOp("head", w=w, b=np.zeros(len(w)) if bias is None else bias))
+        b = np.zeros(len(w)) if bias is None else bias
+        self.ops.append(Head("head", w.shape[1], w.shape[0], w=w, b=b))
 
     def is_global_pool(self, node: fx.Node) -> bool:
         mod, value = self.g.module(node), self.g.value(node)
@@ -538,7 +539,8 @@ class _Matcher:
                 return self.head(nxt)
             geometry = self.pool(nxt)
             if geometry is not None and geometry[0] == "max" and geometry[1:4] == (2, 2, 0):
-                self.ops.append(MaxPool2(nxt.name))
+                channels = self.ops[-1].out_channels
+                self.ops.append(MaxPool2(nxt.name, channels, channels))
                 cursor = nxt
                 continue
             if nxt is not None and nxt.op == "output":
@@ -546,10 +548,9 @@ class _Matcher:
             cursor = self.unit(cursor)
 
 
-def build_plan_from_module(
-    model: nn.Module, example_input: torch.Tensor, fold_signs: bool = True
-) -> list[Op]:
-    """The engine's op list for an eval-mode ``model`` traced on ``example_input`` (NCHW)."""
+def lower_graph(model: nn.Module, example_input: torch.Tensor, fold_signs: bool = True) -> list[Op]:
+    """The lowered ops of an eval-mode ``model`` traced on ``example_input`` (NCHW), weights
+    attached."""
     if model.training:
         raise DwrError("the model is in training mode; call model.eval() before converting")
     if not isinstance(example_input, torch.Tensor) or example_input.dim() != 4:
@@ -567,9 +568,7 @@ def build_plan_from_module(
             "models; rare once BN statistics are trained)",
             stacklevel=2,
         )
-    if fold_signs:
-        _fold_signs(matcher.ops)
-    return matcher.ops
+    return finish(matcher.ops, tuple(example_input.shape[2:]), fold_signs)
 
 
-__all__ = ["SUPPORTED", "build_plan_from_module"]
+__all__ = ["SUPPORTED", "lower_graph"]
