@@ -35,7 +35,8 @@ def test_fuzzed_files_fail_only_with_dwr_errors(files):
 def test_the_fuzzed_models_cover_every_op_and_shortcut(files):
     """A new op kind or shortcut needs a model in engine_fuzz.saved_models."""
     import dwr.engine as engine
-    from dwr.engine.ops import OP_TYPES, SHORTCUTS
+    from dwr.engine.ops import OP_TYPES
+    from dwr.lowering.ops import SHORTCUTS
 
     ops = [op for f in files for op in engine.load(f).ops]
     assert {op.kind for op in ops} == set(OP_TYPES)

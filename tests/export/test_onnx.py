@@ -146,6 +146,27 @@ def test_registry_exports_and_matches_the_exact_model() -> None:
         assert_matches_but_ties(exact_model(model), x, got, min_clean=7 / 8)
 
 
+@pytest.mark.parametrize("name", ["resnet20_cifar", "reactnet18"])
+def test_full_precision_units_export(name: str) -> None:
+    """A spec with ``binary=False`` (real input and weights in every unit) has no sign, so
+    onnxruntime matches PyTorch to float rounding everywhere; the engine refuses it."""
+    import dwr.engine
+    from dwr.backbones import get_spec
+
+    torch.manual_seed(4)
+    widths = [8] * len(get_spec(name).widths)
+    model = trained_like(create_model(name, binary=False, widths=widths))
+    x = torch.randn(4, 3, 32, 32)
+    proto = to_onnx(model, size=(32, 32))
+    assert not {"Sign", "BipolarQuant"} & {n.op_type for n in proto.graph.node}
+    got, _ = run_onnx(model, x, proto=proto)
+    with torch.no_grad():
+        want = model(x).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))
+    with pytest.raises(DwrError, match="full-precision convolution at 'stages.0.0'"):
+        dwr.engine.convert(model)
+
+
 @pytest.mark.parametrize("name", ["vgg11_cifar_dwr", "resnet20_cifar"])
 def test_sign_of_zero_is_plus_one_like_dwr(name: str) -> None:
     """A fresh model's identity BN puts pre-activations exactly on 0: the default binarizer

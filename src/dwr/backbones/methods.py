@@ -6,15 +6,17 @@
 - ``bnn`` (BNN / XNOR-style): clipped-STE sign for both, Hardtanh.
 
 A spec with ``binary=False`` keeps the same wiring with both binarizers ``None`` (float twin).
+The table is plain data (the lowering reads it without PyTorch); the module builders import
+PyTorch when called.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from torch import nn
-
-from dwr.binary import RPReLU, RSign
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,10 @@ METHOD_TABLE: dict[str, Method] = {
 
 def activation(method: Method, channels: int) -> nn.Module:
     """The nonlinearity after each unit's residual add."""
+    from torch import nn
+
+    from dwr.binary import RPReLU
+
     if method.activation == "hardtanh":
         return nn.Hardtanh()
     if method.activation == "rprelu":
@@ -44,4 +50,8 @@ def activation(method: Method, channels: int) -> nn.Module:
 
 def input_shift(method: Method, channels: int) -> nn.Module:
     """RSign's learnable threshold before a binary conv (identity for other methods)."""
+    from torch import nn
+
+    from dwr.binary import RSign
+
     return RSign(channels) if method.rsign else nn.Identity()

@@ -4,9 +4,9 @@ The table (JSON, in ``$XDG_CACHE_HOME/dwr/latency`` or ``~/.cache/dwr/latency``)
 engine's times of its op kinds over a grid of shapes, keyed by CPU model, kernel ISA (the
 active one: ``avx512``, ``avx2``, ``portable``; ``DWR_ISA`` picks), thread count and engine
 version; a table whose key differs from this machine's is refused (recalibrate with
-``dwr profile``). This module imports only the compiled kernels (for their ISA's name), never
-the engine's planner: it lists the ops the engine would run for a spec (:func:`outline`, the
-same rules as the engine's plan) and prices each one.
+``dwr profile``). The ops priced are the spec's lowered ops (:func:`dwr.lowering.lower_spec`,
+the list the engine compiles, built without PyTorch or weights); this module imports the
+compiled kernels only for their ISA's name.
 
 What the time follows (the engine's kernels, ``docs/engine.md``):
 - a binary conv is a popcount GEMM in tiles of 3 pixels x 8 output channels over
@@ -30,13 +30,14 @@ import math
 import os
 import platform
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from dwr.backbones.spec import BackboneSpec
 from dwr.errors import DwrError
+from dwr.lowering.ops import BinaryConv, Head, MaxPool2, Op, StemAdapter, StemConv
 
 TABLE_FORMAT = 1
 
@@ -324,106 +325,18 @@ class LatencyTable:
         return self.fixed_ms.get(name, 0.0) + ns * elements * 1e-6
 
 
-# -- the engine's ops for a spec -------------------------------------------------------------------
-@dataclass
-class EngineOp:
-    """One op the engine runs, with what its time depends on."""
+# -- the engine's ops for a spec ------------------------------------------------------------------
+def outline(spec: BackboneSpec, input_size: tuple[int, int, int] | None = None) -> list[Op]:
+    """The ops the engine runs for ``spec``: its lowered ops (:func:`dwr.lowering.lower_spec`,
+    the list the engine compiles), with shapes, bit outputs and where signs are packed."""
+    from dwr.lowering import lower_spec
 
-    name: str
-    kind: str  # "stem" | "binary_conv" | "maxpool2" | "head"
-    cin: int
-    out: int
-    in_hw: tuple[int, int]
-    out_hw: tuple[int, int]
-    k: int = 3
-    stride: int = 1
-    opts: dict[str, Any] = field(default_factory=dict)
-
-
-def _conv_out(hw: tuple[int, int], k: int, s: int, p: int) -> tuple[int, int]:
-    return tuple((v + 2 * p - k) // s + 1 for v in hw)  # type: ignore[return-value]
-
-
-#: Stem conv (kernel, stride, padding) and pool of each ``spec.stem``.
-_STEMS = {
-    "imagenet": (7, 2, 3, "maxpool3"),
-    "cifar": (3, 1, 1, "none"),
-    "cifar_pool": (3, 1, 1, "maxpool2"),
-    "mobilenet": (3, 2, 1, "none"),
-}
-
-
-def outline(spec: BackboneSpec, input_size: tuple[int, int, int] | None = None) -> list[EngineOp]:
-    """The engine's op list for ``spec``: stem, stem adapter, then the spec's unit list
-    (:func:`dwr.backbones.units.stage_units`: binary convs and 2x2 pools), then the head, with
-    the plan's rules: a unit whose consumer only needs a sign emits bits (VGG), and a unit
-    followed by a unit packs that unit's input in its epilogue (``tests/cost`` checks the
-    list against the engine's plan for every registered backbone)."""
-    from dwr.backbones.methods import METHOD_TABLE
-    from dwr.backbones.units import Pool, stage_units
-
-    c, h, w = input_size or spec.input_size
-    spec.output_size(h, w)  # a clear error when the input is too small
-    if spec.stem not in _STEMS:
-        raise DwrError(f"the latency model does not know the stem {spec.stem!r}")
-    method = METHOD_TABLE[spec.method]
-    act = {"hardtanh": "hardtanh", "rprelu": "rprelu"}.get(method.activation, "none")
-    k, s, p, pool = _STEMS[spec.stem]
-    conv_hw = _conv_out((h, w), k, s, p)
-    hw = {"maxpool3": _conv_out(conv_hw, 3, 2, 1), "maxpool2": _conv_out(conv_hw, 2, 2, 0)}
-    hw = hw.get(pool, conv_hw)
-    opts = {"pad": p, "pool": pool, "conv_hw": conv_hw}
-    ops = [EngineOp("stem", "stem", c, spec.stem_width, (h, w), hw, k, s, opts)]
-    cin = spec.stem_width
-    if spec.stem_adapter:  # the DWR authors' stem adapter
-        ops.append(EngineOp("stem.adapter", "channel_adapter", cin, spec.widths[0], hw, hw, 1, 1))
-        cin = spec.widths[0]
-    for i, stage in enumerate(stage_units(spec)):
-        for j, u in enumerate(stage):
-            name = f"stages.{i}.{j}"
-            if isinstance(u, Pool):
-                out_hw = (hw[0] // 2, hw[1] // 2)
-                ops.append(EngineOp(name, "maxpool2", cin, cin, hw, out_hw, 2, 2, {}))
-                hw = out_hw
-                continue
-            out_hw = _conv_out(hw, u.kernel, u.stride, u.padding)
-            sc = "conv" if u.shortcut == "avgpool_conv" and u.stride == 1 else u.shortcut
-            opts = {"shortcut": sc, "sc_stride": u.stride, "act": act, "shift": method.rsign}
-            ops.append(EngineOp(name, "binary_conv", u.in_channels, u.out_channels, hw, out_hw,
-                                u.kernel, u.stride, {**opts, "out": "float"}))  # fmt: skip
-            cin, hw = u.out_channels, out_hw
-    ops.append(EngineOp("head", "head", cin, spec.num_classes, hw, (1, 1), 1, 1, {}))
-    _plan_flags(ops)
-    return ops
+    return lower_spec(spec, input_size)
 
 
 @lru_cache(maxsize=4096)
-def _outline(spec_json: str, input_size: tuple[int, int, int]) -> list[EngineOp]:
+def _outline(spec_json: str, input_size: tuple[int, int, int]) -> list[Op]:
     return outline(BackboneSpec.from_json(spec_json), input_size)
-
-
-def _plan_flags(ops: list[EngineOp]) -> None:
-    """Bit outputs (engine ``_fold_signs``), epilogue packing (``feeds``) and packed inputs."""
-    for i, op in enumerate(ops):
-        if op.kind != "binary_conv" or op.opts["shortcut"] != "none":
-            continue
-        if op.opts["act"] not in ("none", "hardtanh"):
-            continue
-        j = i + 1 + (ops[i + 1].kind == "maxpool2")
-        nxt = ops[j] if j < len(ops) else None
-        if nxt is not None and nxt.kind == "binary_conv" and not nxt.opts["shift"]:
-            op.opts["out"] = "bits"
-            if j == i + 2:
-                ops[i + 1].opts["on_bits"] = True
-    packed = False
-    for op, nxt in zip(ops, ops[1:] + [None], strict=True):
-        if op.kind == "binary_conv":
-            op.opts["packed_input"] = packed
-            feeds = op.opts["out"] == "float" and nxt is not None and nxt.kind == "binary_conv"
-            op.opts["pack_next"] = "shift" if feeds and nxt.opts["shift"] else bool(feeds)
-            packed = op.opts["out"] == "bits" or feeds
-        elif op.kind != "maxpool2":
-            packed = False
 
 
 # -- prices ---------------------------------------------------------------------------------------
@@ -431,49 +344,48 @@ def _pixels(hw: tuple[int, int]) -> int:
     return hw[0] * hw[1]
 
 
-def op_ms(op: EngineOp, table: LatencyTable) -> float:
-    """Predicted time of one engine op (ms)."""
+def _unit_ms(op: BinaryConv, table: LatencyTable) -> float:
     el = table.per_element_ms
-    if op.kind == "stem":
-        conv_hw = op.opts["conv_hw"]
-        t = table.float_ms(op.k, op.stride, op.cin, op.out, _pixels(conv_hw))
-        if op.opts["pool"] != "none":
-            t += el(op.opts["pool"], _pixels(conv_hw) * op.out)
-        return t
-    if op.kind == "maxpool2":
-        return el(
-            "maxpool2_bits" if op.opts.get("on_bits") else "maxpool2", _pixels(op.in_hw) * op.cin
-        )
-    if op.kind == "head":
-        return table.head_ms(op.cin, op.out, _pixels(op.in_hw))
-    if op.kind == "channel_adapter":
-        return el("channel_adapter", _pixels(op.out_hw) * op.out)
-    o = op.opts
     p_in, p_out = _pixels(op.in_hw), _pixels(op.out_hw)
-    out_el = p_out * op.out
-    t = table.binary_ms(op.k, op.stride, op.cin, op.out, p_out)
-    if not o["packed_input"]:
-        t += el("pack_input_shift" if o["shift"] else "pack_input", p_in * op.cin)
-    if o["out"] == "bits":
+    out_el = p_out * op.out_channels
+    t = table.binary_ms(op.k, op.stride, op.in_channels, op.out_channels, p_out)
+    if not op.packed_input:
+        t += el("pack_input_shift" if op.shifted else "pack_input", p_in * op.in_channels)
+    if op.output == "bits":
         t += el("bits_out", out_el)
-    if o["act"] != "none":
-        t += el(o["act"], out_el)
-    if o["pack_next"]:
-        t += el("pack_next_shift" if o["pack_next"] == "shift" else "pack_next", out_el)
-    sc = o["shortcut"]
+    if op.act != "none":
+        t += el(op.act, out_el)
+    if op.pack_next:
+        t += el("pack_next_shift" if op.pack_next == "shift" else "pack_next", out_el)
+    sc, s = op.shortcut, op.sc_stride
     if sc in ("identity", "conv", "avgpool_conv", "avgpool"):
         t += el("residual", out_el)
     if sc in ("zero_pad", "tile"):  # NumPy copies, the residual add included
         t += el(sc, out_el)
-    elif sc == "avgpool":
-        t += el("avgpool", p_in * op.cin)
-    elif sc == "conv":
-        t += table.float_ms(1, o["sc_stride"], op.cin, op.out, p_out)
-    elif sc == "avgpool_conv":
-        if o["sc_stride"] > 1:
-            t += el("avgpool", p_in * op.cin)
-        t += table.float_ms(1, 1, op.cin, op.out, p_out)
-    return max(t, 1e-4)
+    if sc in ("avgpool", "avgpool_conv") and s > 1:
+        t += el("avgpool", p_in * op.in_channels)
+        s = 1
+    if sc in ("conv", "avgpool_conv"):
+        t += table.float_ms(1, s, op.in_channels, op.out_channels, p_out)
+    return t
+
+
+def op_ms(op: Op, table: LatencyTable) -> float:
+    """Predicted time of one lowered op (ms)."""
+    el = table.per_element_ms
+    if isinstance(op, StemConv):
+        conv_px = _pixels(op.conv_hw(op.in_hw))
+        t = table.float_ms(op.k, op.stride, op.in_channels, op.out_channels, conv_px)
+        if op.pool != "none":
+            t += el({"max3": "maxpool3", "max2": "maxpool2"}[op.pool], conv_px * op.out_channels)
+        return t
+    if isinstance(op, MaxPool2):
+        return el("maxpool2_bits" if op.on_bits else "maxpool2", _pixels(op.in_hw) * op.in_channels)
+    if isinstance(op, Head):
+        return table.head_ms(op.in_channels, op.out_channels, _pixels(op.in_hw))
+    if isinstance(op, StemAdapter):
+        return el("channel_adapter", _pixels(op.out_hw) * op.out_channels)
+    return max(_unit_ms(op, table), 1e-4)
 
 
 @dataclass
@@ -481,7 +393,7 @@ class LatencyReport:
     """Per-op predicted times (ms) and their total, batch 1."""
 
     threads: int
-    ops: list[tuple[EngineOp, float]]
+    ops: list[tuple[Op, float]]
     call_ms: float
 
     @property
@@ -493,8 +405,8 @@ class LatencyReport:
             {
                 "name": op.name,
                 "kind": op.kind,
-                "in": [op.cin, *op.in_hw],
-                "out": [op.out, *op.out_hw],
+                "in": [op.in_channels, *op.in_hw],
+                "out": [op.out_channels, *op.out_hw],
                 "ms": ms,
             }
             for op, ms in self.ops
