@@ -51,3 +51,30 @@ def test_a_callable_that_does_not_exist_is_one_clean_error(foreign, capsys):
     assert main(["bench", "foreign_models:NoSuchNet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "NoSuchNet" in err[0]
+
+
+@pytest.mark.parametrize("name", ["authors_style", "plain_sign", "autograd_function"])
+def test_export_a_foreign_model_to_onnx(foreign, tmp_path, capsys, name):
+    """The front door's lowering feeds the exporter too: onnxruntime agrees with the engine
+    (both map sign(0) to +1) on a model the project did not write."""
+    ort = pytest.importorskip("onnxruntime")
+    import torch
+    from engine_helpers import randomize
+    from foreign_models import FOREIGN_MODELS
+
+    import dwr.engine
+    from dwr.export import to_onnx
+
+    cls = FOREIGN_MODELS[name]
+    out = tmp_path / "m.onnx"
+    assert main(["export", f"foreign_models:{cls.__name__}", "--size", "32", "-o", str(out)]) == 0
+    assert f"{cls.__name__}, ONNX opset 17, input batch x 3 x 32 x 32" in capsys.readouterr().out
+    torch.manual_seed(0)
+    model = randomize(cls(), seed=1).eval()
+    x = torch.randn(16, 3, 32, 32)
+    proto = to_onnx(model, example_input=x[:1])
+    got = ort.InferenceSession(proto.SerializeToString()).run(None, {"input": x.numpy()})[0]
+    want = dwr.engine.convert(model, x[:1])(x)
+    tol = 1e-4 * float(np.abs(want).max())
+    same = [np.allclose(got[i], want[i], rtol=1e-4, atol=tol) for i in range(len(x))]
+    assert np.mean(same) >= 0.9, same  # an image may hold a tie the two round differently

@@ -202,7 +202,7 @@ def test_graph_uses_standard_ops_and_opset(tmp_path) -> None:
 
 
 def test_bad_input_is_one_clear_error(tmp_path, capsys) -> None:
-    with pytest.raises(DwrError, match="dwr backbones"):
+    with pytest.raises(DwrError, match="example NCHW input"):
         to_onnx(nn.Linear(2, 2))
     model = create_model("resnet20_cifar").eval()
     model.stem.act = nn.ReLU()
@@ -214,11 +214,11 @@ def test_bad_input_is_one_clear_error(tmp_path, capsys) -> None:
     assert main(["export", str(tmp_path / "missing.ckpt"), "-o", str(out)]) == 2
     assert main(["export", "no_such_model", "-o", str(out)]) == 2
     assert main(["export", "resnet20_cifar", "-o", str(tmp_path)]) == 2  # a directory
-    assert main(["export", "torch.nn:Identity", "-o", str(out)]) == 2  # not a dwr backbone
+    assert main(["export", "torch.nn:Identity", "-o", str(out)]) == 2  # not a conv BNN
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 4 and all(line.startswith("dwr: error: ") for line in err)
     assert "missing.ckpt" in err[0] and "no_such_model" in err[1] and "directory" in err[2]
-    assert "dwr backbones" in err[3] and "Identity" in err[3]
+    assert "Identity has no Conv2d" in err[3]
     assert not out.exists()
     export_onnx(create_model("resnet20_cifar"), out)
     assert out.stat().st_size > 0

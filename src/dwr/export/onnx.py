@@ -41,6 +41,7 @@ from dwr.errors import DwrError
 from dwr.lowering import ops as lo
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 MIN_OPSET = 17
@@ -236,11 +237,23 @@ _WRITERS = {
 }
 
 
-def _lowered(model: nn.Module, input_size: tuple[int, int, int]) -> list[lo.Op]:
-    from dwr.lowering.from_module import SUPPORTED_MODULES, UnsupportedModule, lower_backbone
+def _lowered(
+    model: nn.Module, size: tuple[int, int] | None, example: torch.Tensor | None
+) -> list[lo.Op]:
+    """The model's lowered ops (no sign folding: ONNX runs floats between units)."""
+    from dwr.backbones.model import Backbone
+    from dwr.lowering import lower
+    from dwr.lowering.from_module import SUPPORTED_MODULES, UnsupportedModule
 
+    spec = model.spec if isinstance(model, Backbone) else None
+    if spec is None and example is None:
+        raise DwrError(
+            f"{type(model).__name__} is not a dwr backbone: exporting it traces it on an "
+            "example NCHW input (example_input)"
+        )
+    input_size = None if spec is None else (spec.in_channels, *(size or spec.input_size[1:]))
     try:
-        return lower_backbone(model, input_size, fold_signs=False)
+        return lower(model, example, input_size=input_size, fold_signs=False)
     except UnsupportedModule as exc:
         raise DwrError(
             f"cannot export {exc} to ONNX; the exporter supports registered dwr backbones "
@@ -255,21 +268,17 @@ def to_onnx(
     size: tuple[int, int] | None = None,
     sign: str = "exact",
     batch: int | None = None,
+    example_input: torch.Tensor | None = None,
 ):
-    """The ``onnx.ModelProto`` of a dwr backbone (input ``"input"`` NCHW float32, output
-    ``"logits"``), binarizers written as ``sign`` (one of :data:`SIGN_MODES`). Raises
-    :class:`DwrError` at the first module it cannot express. The batch dimension is symbolic
-    unless ``batch`` is given; QONNX tools (FINN) need static shapes, so ``"qonnx"`` fixes it
-    to 1 by default."""
+    """The ``onnx.ModelProto`` of a BNN (input ``"input"`` NCHW float32, output
+    ``"logits"``), binarizers written as ``sign`` (one of :data:`SIGN_MODES`). A dwr backbone
+    exports from its modules; any other ``nn.Module`` is lowered through ``torch.fx`` on
+    ``example_input`` (NCHW), whose size the graph then has. Raises :class:`DwrError` at the
+    first module it cannot express. The batch dimension is symbolic unless ``batch`` is given;
+    QONNX tools (FINN) need static shapes, so ``"qonnx"`` fixes it to 1 by default."""
     onnx = _require_onnx()
     if sign not in SIGN_MODES:
         raise DwrError(f"unknown sign mode {sign!r}; choose one of {list(SIGN_MODES)}")
-    from dwr.backbones.model import Backbone
-
-    if not isinstance(model, Backbone):
-        raise DwrError(
-            f"ONNX export takes dwr backbones (dwr.create_model); got {type(model).__name__}"
-        )
     if opset < MIN_OPSET or opset > onnx.defs.onnx_opset_version():
         raise DwrError(
             f"opset {opset} is out of range; choose {MIN_OPSET}..{onnx.defs.onnx_opset_version()}"
@@ -279,22 +288,22 @@ def to_onnx(
     if batch is not None and batch < 1:
         raise DwrError(f"batch must be >= 1, got {batch}")
     n = "batch" if batch is None else batch
-    c, h, w = model.spec.input_size
-    if size is not None:
-        h, w = size
-        if h < 1 or w < 1:
-            raise DwrError(f"input size must be positive, got {h}x{w}")
+    if size is not None and min(size) < 1:
+        raise DwrError(f"input size must be positive, got {size[0]}x{size[1]}")
+    ops = _lowered(model, size, example_input)
+    c, (h, w) = ops[0].in_channels, ops[0].in_hw
     g = _Graph(onnx, sign)
     x = "input"
-    for op in _lowered(model, (c, h, w)):
+    for op in ops:
         x = _WRITERS[type(op)](g, x, op)
     g.nodes.append(onnx.helper.make_node("Identity", [x], ["logits"]))
     f32 = onnx.TensorProto.FLOAT
+    spec = getattr(model, "spec", None)
     graph = onnx.helper.make_graph(
         g.nodes,
-        model.spec.name or "dwr",
+        (spec.name if spec else type(model).__name__) or "dwr",
         [onnx.helper.make_tensor_value_info("input", f32, [n, c, h, w])],
-        [onnx.helper.make_tensor_value_info("logits", f32, [n, model.spec.num_classes])],
+        [onnx.helper.make_tensor_value_info("logits", f32, [n, ops[-1].out_channels])],
         g.inits,
     )
     opsets = [onnx.helper.make_opsetid("", opset)]
@@ -302,7 +311,8 @@ def to_onnx(
         opsets.append(onnx.helper.make_opsetid(QONNX_DOMAIN, 1))
     proto = onnx.helper.make_model(graph, opset_imports=opsets, producer_name="dwr")
     proto.ir_version = min(proto.ir_version, 10)  # readable by onnxruntime >= 1.16
-    proto.doc_string = f"dwr backbone spec: {model.spec.to_json()}"
+    if spec is not None:
+        proto.doc_string = f"dwr backbone spec: {spec.to_json()}"
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as exc:  # would be a bug in this module
@@ -310,9 +320,10 @@ def to_onnx(
     return proto
 
 
-def export_onnx(model: nn.Module, path: str | os.PathLike, **options) -> None:
-    """Write :func:`to_onnx` of ``model`` to ``path`` atomically."""
+def export_onnx(model: nn.Module, path: str | os.PathLike, **options):
+    """Write :func:`to_onnx` of ``model`` to ``path`` atomically; returns the proto."""
     from dwr.files import atomic_write
 
     proto = to_onnx(model, **options)
     atomic_write(path, proto.SerializeToString())
+    return proto

@@ -59,6 +59,17 @@ def _load(arg: str):
     return create_model(arg).eval()
 
 
+def _example(model, side: int | None):
+    """A seeded random input for the front door's trace: the model's first conv's channels,
+    ``side`` (else 224) square."""
+    import torch
+
+    from dwr.cli.commands.bench import _foreign_input_size
+
+    size = _foreign_input_size(model, side)
+    return torch.randn(1, *size, generator=torch.Generator().manual_seed(0))
+
+
 def run_export(args: argparse.Namespace) -> int:
     from dwr.export import export_onnx
     from dwr.files import check_output
@@ -69,12 +80,16 @@ def run_export(args: argparse.Namespace) -> int:
     if args.plain_sign and args.format == "qonnx":
         raise DwrError("--plain-sign applies to --format onnx; QONNX's BipolarQuant maps 0 to +1")
     sign = "qonnx" if args.format == "qonnx" else ("plain" if args.plain_sign else "exact")
-    export_onnx(model, args.output, opset=args.opset, size=size, sign=sign, batch=args.batch)
-    c, h, w = model.spec.input_size if size is None else (model.spec.in_channels, *size)
-    n = args.batch or (1 if args.format == "qonnx" else "batch")
+    spec = getattr(model, "spec", None)
+    example = None if spec is not None else _example(model, args.size)
+    proto = export_onnx(model, args.output, opset=args.opset, size=size, sign=sign,
+                        batch=args.batch, example_input=example)  # fmt: skip
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    n, c, h, w = (d.dim_param or d.dim_value for d in dims)
+    classes = proto.graph.output[0].type.tensor_type.shape.dim[1].dim_value
     print(
-        f"wrote {args.output}: {model.spec.name or model.spec.family}, "
+        f"wrote {args.output}: {spec.name or spec.family if spec else type(model).__name__}, "
         f"{'QONNX' if args.format == 'qonnx' else 'ONNX'} opset {args.opset}, "
-        f"input {n} x {c} x {h} x {w}, output {n} x {model.spec.num_classes} logits"
+        f"input {n} x {c} x {h} x {w}, output {n} x {classes} logits"
     )
     return 0
