@@ -5,9 +5,9 @@ convolution with its own shortcut (:class:`Unit`), or a 2x2 max-pool (:class:`Po
 is one file under :mod:`dwr.backbones.families` that registers its spec builders
 (:func:`~dwr.backbones.registry.register_model`) and its unit list
 (:func:`register_family`); the files there are found and imported on first use, so adding
-one edits no central list. The model builder and output sizes read the list; so should every
-other consumer (cost, the engine plan, export) instead of re-deriving structure from a family
-name.
+one edits no central list. The model builder, output sizes, size limits and the lowering
+(:mod:`dwr.lowering`, which the engine, the exporter and the latency model read) read the
+list instead of re-deriving structure from a family name.
 
 Shortcut kinds (what ``x`` adds to a unit's ``BN(conv(x))``):
 ``none``; ``identity``; ``conv`` (real 1x1, stride s, + BN); ``avgpool_conv`` (s x s average
