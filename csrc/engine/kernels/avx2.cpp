@@ -443,6 +443,7 @@ constexpr Kernels kAvx2 = {
     "avx2",         2,           2,          split_words, weight_words, split_weight_lanes,
     popgemm,        epilogue_float, pack_row, float_conv_row, max_pixel, avg_pixel,
     dense_block,    popcount_peak, 3 * 2 * 256,
+    nullptr,        nullptr,  // no native bf16 stem
 };
 
 }  // namespace

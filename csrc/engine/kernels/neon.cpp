@@ -385,6 +385,7 @@ constexpr Kernels kNeon = {
     "neon",         1,           1,          nullptr,   weight_words, prepare_weight,
     popgemm,        epilogue_float, pack_row, float_conv_row, max_pixel, avg_pixel,
     dense_block,    popcount_peak, kPeakMacs,
+    nullptr,        nullptr,  // no native bf16 stem
 };
 
 }  // namespace
