@@ -160,6 +160,23 @@ def test_save_and_load_keep_the_precision(tmp_path):
     assert engine.load(_saved(engine.convert(model), tmp_path)).stem_precision == "f32"
 
 
+def test_a_stem_without_a_precision_loads_as_f32(tmp_path):
+    """A format-3 file (written before the option, or by it for an f32 stem) has no key."""
+    path = _saved(engine.convert(random_model("resnet20_cifar"), stem_precision="bf16"), tmp_path)
+    head, payload = _split(path.read_bytes())
+    del head["ops"][0]["meta"]["precision"]
+    path.write_bytes(_repack(head, payload, version=3))
+    assert engine.load(path).stem_precision == "f32"
+
+
+def test_bf16_stem_threads_split_rows_only(threads, isa):
+    """Rows are tasks: any thread count gives the one-thread output to the bit."""
+    op, x, nchw = random_stem(7)
+    y = run_stem(op, x, nchw)
+    _kernels.set_num_threads(1)
+    assert np.array_equal(y, run_stem(op, x, nchw))
+
+
 def _saved(comp: CompiledModel, tmp_path: Path) -> Path:
     comp.save(tmp_path / "m.dwre")
     return tmp_path / "m.dwre"
