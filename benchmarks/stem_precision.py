@@ -12,7 +12,9 @@
   (tests/engine/engine_helpers.py ``randomize``: BN statistics, RSign/RPReLU shifts) over
   Gaussian inputs (or CIFAR test images for the CIFAR model with ``--cifar``), and on each
   ``--checkpoint`` (a model trained on CIFAR-10) over the CIFAR test images of ``--cifar``,
-  with each engine's top-1 accuracy against the labels.
+  with each engine's top-1 accuracy against the labels. On CIFAR images a baseline beside
+  it: the f32 engine against itself on the images jittered by -1, 0 or +1 of the 255 pixel
+  levels per value (BNNs can be that sensitive to any perturbation of their input).
 
 Nothing here is hard-coded: every number printed and written is measured in this run.
 """
@@ -90,12 +92,16 @@ def time_birealnet18(rounds: int, repeats: int) -> dict[str, Any]:
     return best
 
 
-def agreement(comps: dict[str, engine.CompiledModel], x: np.ndarray, labels=None) -> dict:
-    """Argmax agreement and max |logit difference| of the bf16 engine against the f32 one."""
-    logits = {
-        p: np.concatenate([c(x[i : i + 100]) for i in range(0, len(x), 100)])
-        for p, c in comps.items()
-    }
+def logits_of(comp: engine.CompiledModel, x: np.ndarray) -> np.ndarray:
+    return np.concatenate([comp(x[i : i + 100]) for i in range(0, len(x), 100)])
+
+
+def agreement(comps: dict, x: np.ndarray, labels=None, level=None) -> dict[str, Any]:
+    """Argmax agreement and max |logit difference| of the bf16 engine against the f32 one;
+    with ``level`` (one pixel level, 1/255, in normalised units per channel), also the f32
+    engine's agreement with itself on images jittered by -1, 0 or +1 level per value: how
+    much a perturbation below the images' own quantisation moves these predictions."""
+    logits = {p: logits_of(c, x) for p, c in comps.items()}
     a, b = logits["f32"], logits["bf16"]
     row = {
         "images": len(x),
@@ -103,10 +109,21 @@ def agreement(comps: dict[str, engine.CompiledModel], x: np.ndarray, labels=None
         "max_abs_logit_diff": float(np.abs(a - b).max()),
         "max_abs_logit": float(np.abs(a).max()),
     }
+    if level is not None:
+        steps = np.random.default_rng(2).integers(-1, 2, x.shape).astype(np.float32)
+        jittered = (x + steps * np.asarray(level, np.float32)[None, :, None, None]).astype(x.dtype)
+        row["top1_agreement_f32_pixel_jitter"] = float(
+            (logits_of(comps["f32"], jittered).argmax(1) == a.argmax(1)).mean()
+        )
     if labels is not None:
         for p, out in logits.items():
             row[f"top1_accuracy_{p}"] = float((out.argmax(1) == labels).mean())
     return row
+
+
+def pixel_level(std) -> np.ndarray:
+    """One of 255 pixel levels in the normalised units of each channel."""
+    return 1 / (255 * np.asarray(std, np.float32))
 
 
 def cifar_test(root: Path, mean, std, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -125,15 +142,15 @@ def accuracy_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     for name, side in (("birealnet18", 224), ("resnet20_cifar", 32)):
         n = min(args.images, 200) if side == 224 else args.images
         x, source = rng.standard_normal((n, 3, side, side)).astype(np.float32), "gaussian"
+        level = None
         if side == 32 and args.cifar:  # random weights: agreement only, accuracy means nothing
             from dwr.data.cifar import CIFAR
 
             x, _ = cifar_test(args.cifar, CIFAR["cifar10"].mean, CIFAR["cifar10"].std, n)
-            source = "cifar10 test"
+            source, level = "cifar10 test", pixel_level(CIFAR["cifar10"].std)
         comps = engines(randomize(create_model(name)))
-        rows.append(
-            {"model": f"{name} (trained-like random)", "inputs": source, **agreement(comps, x)}
-        )
+        row = agreement(comps, x, level=level)
+        rows.append({"model": f"{name} (trained-like random)", "inputs": source, **row})
     for path in args.checkpoint:
         rows.append(checkpoint_row(Path(path), args))
     return rows
@@ -147,11 +164,8 @@ def checkpoint_row(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     meta = read_checkpoint(path)["dwr"]
     x, labels = cifar_test(args.cifar, meta["mean"], meta["std"], args.images)
     comps = engines(load_checkpoint(path))
-    return {
-        "model": f"{meta['spec'].get('name')} ({path})",
-        "inputs": "cifar10 test",
-        **agreement(comps, x, labels),
-    }
+    row = agreement(comps, x, labels, pixel_level(meta["std"]))
+    return {"model": f"{meta['spec'].get('name')} ({path})", "inputs": "cifar10 test", **row}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,8 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     print("\naccuracy cost (bf16 engine against the f32 engine)")
     for r in rows:
         acc = ""
+        if "top1_agreement_f32_pixel_jitter" in r:
+            acc += f"; f32 vs itself, +-1 pixel level: {r['top1_agreement_f32_pixel_jitter']:.2%}"
         if "top1_accuracy_f32" in r:
-            acc = f"  top-1 f32 {r['top1_accuracy_f32']:.2%} bf16 {r['top1_accuracy_bf16']:.2%}"
+            acc += f"; top-1 f32 {r['top1_accuracy_f32']:.2%} bf16 {r['top1_accuracy_bf16']:.2%}"
         print(
             f"{r['model']}, {r['images']} {r['inputs']} images: argmax agrees on "
             f"{r['top1_agreement']:.2%}, max |logit diff| {r['max_abs_logit_diff']:.3g} "
