@@ -41,9 +41,8 @@ def convert(
     and ``class_names`` to store beside it (both optional).
 
     ``stem_precision`` is the real-valued stem conv's: ``"f32"`` (exact, the default) or
-    ``"bf16"`` (weights rounded to bf16 here, inputs at run time, products summed in f32:
-    about twice as fast on CPUs with AVX512_BF16, elsewhere as fast as f32), saved with the
-    engine.
+    ``"bf16"`` (weights rounded to bf16 here, inputs at run time, products summed in f32;
+    faster only on CPUs with AVX512_BF16, see docs/engine.md), saved with the engine.
 
     A dwr backbone compiles from its modules. Any other ``nn.Module`` goes through the front
     door (:mod:`dwr.engine.frontdoor`): it is traced with ``torch.fx`` and run once on
