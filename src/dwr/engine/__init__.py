@@ -68,8 +68,8 @@ def convert(
         from dwr.engine.frontdoor import build_plan_from_module
 
         ops = build_plan_from_module(model, example_input, fold_signs=fold_signs)
-    if ops and isinstance(ops[0], FloatConv):  # else CompiledModel names what is wrong
-        ops[0] = ops[0].with_precision(stem_precision)
+    if stem_precision != "f32" and ops and isinstance(ops[0], FloatConv):
+        ops[0] = ops[0].with_precision(stem_precision)  # else CompiledModel says what is wrong
     return CompiledModel(ops, getattr(model, "spec", None), preprocess, class_names)
 
 
