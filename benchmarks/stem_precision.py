@@ -22,6 +22,7 @@ Nothing here is hard-coded: every number printed and written is measured in this
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -171,6 +172,7 @@ def checkpoint_row(path: Path, args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.manual_seed(0)
+    load_before = os.getloadavg()[0]
     info = cpu_info()
     print(describe_cpu(info))
     print(f"kernel {engine.kernel_isa()}, native bf16 stem: {_kernels.bf16_native()}")
@@ -203,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         "native_bf16": bool(_kernels.bf16_native()),
         "rounds": args.rounds,
         "repeats": args.repeats,
+        "load_average_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "birealnet18": speed,
         "accuracy": rows,
     }
