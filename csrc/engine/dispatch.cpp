@@ -104,6 +104,11 @@ bool set_isa(const std::string& name) {
 
 const Kernels& kernels() { return g_active ? *g_active : *at_load(); }
 
+decltype(Kernels::float_conv_row_bf16) native_bf16_row() {
+  const Kernels& k = kernels();
+  return k.float_conv_row_bf16 && k.bf16_supported() ? k.float_conv_row_bf16 : nullptr;
+}
+
 const char* kernel_isa() { return kernels().name; }
 
 const char* load_isa() { return at_load()->name; }

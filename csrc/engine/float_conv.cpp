@@ -10,30 +10,58 @@
 
 namespace dwr {
 
-void float_conv(const FloatConvArgs& a, const float* in, float* out) {
-  if (a.N == 0 || a.OH == 0 || a.OW == 0) return;
-  // A zero-padded copy of each image, so that the inner loops have no bounds checks.
+namespace {
+
+// A zero-padded NHWC copy of each image, so that the inner loops have no bounds checks; each
+// input value passes through cvt (identity, or rounding to bf16). `slack` zeros follow the
+// last image (the native bf16 kernel's last pair of taps may read one element past a row).
+template <typename T, typename Cvt>
+std::vector<T> padded_copy(const FloatConvArgs& a, const float* in, Cvt cvt, int slack) {
   const int Hp = a.H + 2 * a.pad, Wp = a.W + 2 * a.pad;
   const int64_t img = static_cast<int64_t>(Hp) * Wp * a.C;
-  std::vector<float> xp(static_cast<size_t>(a.N) * img, 0.0f);
+  std::vector<T> xp(static_cast<size_t>(a.N * img + slack), T(0));
   for (int n = 0; n < a.N; ++n)
     for (int y = 0; y < a.H; ++y) {
-      float* dst = xp.data() + n * img + (static_cast<int64_t>(y + a.pad) * Wp + a.pad) * a.C;
+      T* dst = xp.data() + n * img + (static_cast<int64_t>(y + a.pad) * Wp + a.pad) * a.C;
       if (!a.nchw) {
-        std::copy_n(in + (static_cast<int64_t>(n) * a.H + y) * a.W * a.C,
-                    static_cast<int64_t>(a.W) * a.C, dst);
+        const float* src = in + (static_cast<int64_t>(n) * a.H + y) * a.W * a.C;
+        std::transform(src, src + static_cast<int64_t>(a.W) * a.C, dst, cvt);
         continue;
       }
       for (int c = 0; c < a.C; ++c) {
         const float* src = in + ((static_cast<int64_t>(n) * a.C + c) * a.H + y) * a.W;
-        for (int x = 0; x < a.W; ++x) dst[static_cast<int64_t>(x) * a.C + c] = src[x];
+        for (int x = 0; x < a.W; ++x) dst[static_cast<int64_t>(x) * a.C + c] = cvt(src[x]);
       }
     }
-  const auto row = kernels().float_conv_row;
+  return xp;
+}
+
+// Every output row of every image, one task each, by the table's row kernel.
+template <typename T, typename Row>
+void conv_rows(const FloatConvArgs& a, const std::vector<T>& xp, Row row, float* out) {
+  const int Wp = a.W + 2 * a.pad;
+  const int64_t img = static_cast<int64_t>(a.H + 2 * a.pad) * Wp * a.C;
   parallel_for(a.N * a.OH, [&](int task) {
     const int n = task / a.OH, oy = task % a.OH;
     row(a, xp.data() + n * img, Wp, oy, out + static_cast<int64_t>(n) * a.OH * a.OW * a.O);
   });
+}
+
+}  // namespace
+
+void float_conv(const FloatConvArgs& a, const float* in, float* out) {
+  if (a.N == 0 || a.OH == 0 || a.OW == 0) return;
+  // lambdas, not function pointers: the conversion inlines into the copy's loops
+  const auto native = a.bf16 && a.wbf ? native_bf16_row() : nullptr;
+  if (native) {
+    const auto bits = [](float v) { return bf16_bits(v); };
+    return conv_rows(a, padded_copy<uint16_t>(a, in, bits, 2), native, out);
+  }
+  const auto row = kernels().float_conv_row;
+  if (a.bf16)
+    return conv_rows(a, padded_copy<float>(a, in, [](float v) { return bf16_round(v); }, 0),
+                     row, out);
+  conv_rows(a, padded_copy<float>(a, in, [](float v) { return v; }, 0), row, out);
 }
 
 namespace {

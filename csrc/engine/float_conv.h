@@ -6,6 +6,7 @@
 // stem ran on one thread and capped end-to-end scaling.
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 namespace dwr {
 
@@ -21,11 +22,34 @@ struct FloatConvArgs {
   const float* act_slope;
   const float* act_out;
   bool nchw = false;        // input laid out [N][C][H][W] (the model's input), not NHWC
+  // The bf16 stem: the input is rounded to bf16 (to nearest, ties to even) in the padded
+  // copy, and w must hold bf16 values already (rounded at convert time); the products are
+  // then exact in f32 and add up in f32. wbf holds the same weights as bf16 pairs along the
+  // taps, [k][ceil(k*C/2)][Op][2] (a zero pads an odd k*C), for tables with a native bf16
+  // kernel; tables without one run float_conv_row on the rounded f32 values.
+  bool bf16 = false;
+  const uint16_t* wbf = nullptr;
 };
+
+// The bf16 bits of x, rounded to nearest, ties to even (a NaN stays a quiet NaN).
+inline uint16_t bf16_bits(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+  return static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
+// x rounded to the nearest bf16 value, as a float.
+inline float bf16_round(float x) {
+  const uint32_t u = static_cast<uint32_t>(bf16_bits(x)) << 16;
+  float y;
+  std::memcpy(&y, &u, sizeof y);
+  return y;
+}
 
 // out[n][y][x][o] = act(bias[o] + sum_{ky,kx,c} in[n][y*s+ky-p][x*s+kx-p][c] * w[ky][kx][c][o]).
 // The kernel works on a zero-padded NHWC copy of the input, so an NCHW input (a.nchw) costs
-// nothing extra: the copy transposes it.
+// nothing extra: the copy transposes it (and rounds it to bf16 with a.bf16).
 void float_conv(const FloatConvArgs& a, const float* in, float* out);
 
 // Max-pool k x k, stride s, padding p (padded positions never win), floor mode, NHWC.

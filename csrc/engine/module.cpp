@@ -225,7 +225,8 @@ NB_MODULE(_kernels, m) {
       "float_conv",
       [](Arr<const float> x, Arr<const float> w, int O, int stride, int pad,
          Arr<const float> bias, int act, Arr<const float> act_in, Arr<const float> act_slope,
-         Arr<const float> act_out, Arr<float> out, bool nchw) {
+         Arr<const float> act_out, Arr<float> out, bool nchw, bool bf16,
+         Arr<const uint16_t> wbf) {
         require(x.ndim() == 4 && w.ndim() == 4 && out.ndim() == 4,
                 "x, w and out must be 4-D (NHWC or NCHW, [k, k, C, ceil8(O)], NHWC)");
         dwr::FloatConvArgs a{};
@@ -260,14 +261,30 @@ NB_MODULE(_kernels, m) {
         a.act_in = v.in;
         a.act_slope = v.slope;
         a.act_out = v.out;
+        a.bf16 = bf16;
+        if (wbf.is_valid()) {
+          const size_t pairs = (static_cast<size_t>(a.k) * a.C + 1) / 2;
+          require(bf16 && wbf.ndim() == 4 && wbf.shape(0) == static_cast<size_t>(a.k) &&
+                      wbf.shape(1) == pairs && wbf.shape(2) == static_cast<size_t>(a.Op) &&
+                      wbf.shape(3) == 2,
+                  "wbf must be [k, ceil(k*C/2), ceil8(O), 2] bf16 bits, with bf16=True");
+          a.wbf = wbf.data();
+        }
         nb::gil_scoped_release release;
         dwr::float_conv(a, x.data(), out.data());
       },
       "x"_a.noconvert(), "w"_a.noconvert(), "O"_a, "stride"_a, "pad"_a, "bias"_a.noconvert(),
       "act"_a, "act_in"_a.noconvert().none(), "act_slope"_a.noconvert().none(),
-      "act_out"_a.noconvert().none(), "out"_a.noconvert(), "nchw"_a = false,
+      "act_out"_a.noconvert().none(), "out"_a.noconvert(), "nchw"_a = false, "bf16"_a = false,
+      "wbf"_a.noconvert().none() = nb::none(),
       "act(conv(x, w) + bias) on float32, x NHWC (or NCHW with nchw=True), out NHWC; vectors "
-      "padded to ceil8(O).");
+      "padded to ceil8(O). bf16=True rounds x to bf16 (w must hold bf16 values) and sums the "
+      "exact products in f32, with the native bf16 kernel where the table and CPU have one "
+      "and wbf (the weights as bf16 tap pairs) is given.");
+
+  m.def(
+      "bf16_native", [] { return dwr::native_bf16_row() != nullptr; },
+      "Whether a bf16 stem runs a native bf16 kernel (the active table's, on this CPU).");
 
   m.def(
       "max_pool",

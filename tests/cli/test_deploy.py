@@ -85,7 +85,9 @@ def test_convert_json_and_a_registered_name(capsys, tmp_path):
     )
     assert rc == 0
     r = json.loads(out)
-    assert r["format"] == FORMAT_VERSION and r["source"].startswith("registered model")
+    written = _PREFIX.unpack_from((tmp_path / "b.dwre").read_bytes())[1]
+    assert r["format"] == written == 3 and r["stem_precision"] == "f32"  # f32 stem: format 3
+    assert r["source"].startswith("registered model")
     assert r["preprocess"]["input_size"] == [3, 224, 224] and r["preprocess"]["resize"] == 256
     assert r["cost"]["bops"] > 1e9 and r["latency_ms"]["min_ms"] > 0
     assert r["classes"] == 1000 and r["bytes"] == (tmp_path / "b.dwre").stat().st_size

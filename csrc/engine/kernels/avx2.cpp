@@ -1,6 +1,7 @@
 // The AVX2 kernels. Every function carries its own target attribute, so the module is built
 // for the baseline ISA and loads on any x86-64; dispatch.cpp uses this table only where
 // CPUID reports AVX2, FMA and POPCNT.
+#include "epilogue_dispatch.h"
 #include "kernels.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -255,23 +256,11 @@ DWR_AVX2 void epilogue_act(const ConvGeom& g, const Epilogue& ep, const Dots& do
   }
 }
 
-template <bool RES>
-void epilogue_res(const ConvGeom& g, const Epilogue& ep, const Dots& dots, int64_t p0, int m,
-                  int o0, int o1) {
-  if (ep.act == ACT_HARDTANH)
-    epilogue_act<ACT_HARDTANH, RES>(g, ep, dots, p0, m, o0, o1);
-  else if (ep.act == ACT_RPRELU)
-    epilogue_act<ACT_RPRELU, RES>(g, ep, dots, p0, m, o0, o1);
-  else
-    epilogue_act<ACT_NONE, RES>(g, ep, dots, p0, m, o0, o1);
-}
-
 void epilogue_float(const ConvGeom& g, const Epilogue& ep, const Dots& dots, int64_t p0, int m,
                     int o0, int o1) {
-  if (ep.residual)
-    epilogue_res<true>(g, ep, dots, p0, m, o0, o1);
-  else
-    epilogue_res<false>(g, ep, dots, p0, m, o0, o1);
+  dispatch_epilogue(ep, [&](auto act, auto res) {
+    epilogue_act<decltype(act)::value, decltype(res)::value>(g, ep, dots, p0, m, o0, o1);
+  });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -454,6 +443,7 @@ constexpr Kernels kAvx2 = {
     "avx2",         2,           2,          split_words, weight_words, split_weight_lanes,
     popgemm,        epilogue_float, pack_row, float_conv_row, max_pixel, avg_pixel,
     dense_block,    popcount_peak, 3 * 2 * 256,
+    nullptr,        nullptr,  // no native bf16 stem
 };
 
 }  // namespace

@@ -1,14 +1,17 @@
 // The AVX-512 kernels (F, BW, VL and VPOPCNTDQ): the binary GEMM as XOR + VPOPCNTQ + add on
 // 512-bit vectors of eight outputs, register-blocked; 16-channel float epilogue, packing,
-// pools and dense layer with masked tails; an FMA stem. Every function carries its own target
-// attribute, so the module loads on CPUs without AVX-512 and dispatch.cpp uses this table
-// only where CPUID reports all four extensions.
+// pools and dense layer with masked tails; an FMA stem, and a VDPBF16PS one for the bf16 stem
+// precision. Every function carries its own target attribute, so the module loads on CPUs
+// without AVX-512 and dispatch.cpp uses this table only where CPUID reports all four
+// extensions (and the bf16 stem only where it also reports AVX512_BF16).
+#include "epilogue_dispatch.h"
 #include "kernels.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 
 #include "../activation.h"
@@ -16,6 +19,7 @@
 #define DWR_TARGET_512 "avx512f,avx512bw,avx512vl,avx512vpopcntdq,avx2,fma,popcnt"
 #define DWR_AVX512 __attribute__((target(DWR_TARGET_512)))
 #define DWR_AVX512_INLINE __attribute__((target(DWR_TARGET_512), always_inline)) inline
+#define DWR_AVX512_BF16 __attribute__((target(DWR_TARGET_512 ",avx512bf16")))
 
 namespace dwr {
 namespace {
@@ -187,56 +191,20 @@ DWR_AVX512 void epilogue_act(const ConvGeom& g, const Epilogue& ep, const Dots& 
   }
 }
 
-template <bool RES>
-void epilogue_res(const ConvGeom& g, const Epilogue& ep, const Dots& dots, int64_t p0, int m,
-                  int o0, int o1) {
-  if (ep.act == ACT_HARDTANH)
-    epilogue_act<ACT_HARDTANH, RES>(g, ep, dots, p0, m, o0, o1);
-  else if (ep.act == ACT_RPRELU)
-    epilogue_act<ACT_RPRELU, RES>(g, ep, dots, p0, m, o0, o1);
-  else
-    epilogue_act<ACT_NONE, RES>(g, ep, dots, p0, m, o0, o1);
-}
-
 void epilogue_float(const ConvGeom& g, const Epilogue& ep, const Dots& dots, int64_t p0, int m,
                     int o0, int o1) {
-  if (ep.residual)
-    epilogue_res<true>(g, ep, dots, p0, m, o0, o1);
-  else
-    epilogue_res<false>(g, ep, dots, p0, m, o0, o1);
+  dispatch_epilogue(ep, [&](auto act, auto res) {
+    epilogue_act<decltype(act)::value, decltype(res)::value>(g, ep, dots, p0, m, o0, o1);
+  });
 }
 
 // ---------------------------------------------------------------------------------------
 // The float conv (the stem): NP output pixels x NV vectors of 16 output channels in
-// registers (FMA), the last vector masked to the channels that exist.
+// registers, the last vector masked to the channels that exist. Bias, activation and the
+// masked store of such a tile:
 template <int NP, int NV>
-DWR_AVX512_INLINE void conv_block(const FloatConvArgs& a, const float* x, int64_t row_stride,
-                                  const float* w, float* out, int o0, __mmask16 last) {
-  const int kC = a.k * a.C, xstep = a.stride * a.C, Op = a.Op;
-  __m512 acc[NP][NV];
-#pragma GCC unroll 8
-  for (int p = 0; p < NP; ++p)
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) acc[p][v] = _mm512_setzero_ps();
-  for (int ky = 0; ky < a.k; ++ky) {
-    const float* xr = x + ky * row_stride;
-    const float* wr = w + static_cast<int64_t>(ky) * kC * Op;
-    for (int j = 0; j < kC; ++j) {
-      __m512 wv[NV];
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) {
-        const __mmask16 m = v == NV - 1 ? last : static_cast<__mmask16>(0xFFFF);
-        wv[v] = _mm512_maskz_loadu_ps(m, wr + static_cast<int64_t>(j) * Op + 16 * v);
-        asm("" : "+v"(wv[v]));  // load once into a register, not once per pixel
-      }
-#pragma GCC unroll 8
-      for (int p = 0; p < NP; ++p) {
-        const __m512 b = _mm512_set1_ps(xr[p * xstep + j]);
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) acc[p][v] = _mm512_fmadd_ps(b, wv[v], acc[p][v]);
-      }
-    }
-  }
+DWR_AVX512_INLINE void finish_block(const FloatConvArgs& a, __m512 (&acc)[NP][NV], float* out,
+                                    int o0, __mmask16 last) {
   const ActParams act{a.act_in, a.act_slope, a.act_out};
 #pragma GCC unroll 8
   for (int v = 0; v < NV; ++v) {
@@ -250,43 +218,133 @@ DWR_AVX512_INLINE void conv_block(const FloatConvArgs& a, const float* x, int64_
   }
 }
 
-template <int NV>
-DWR_AVX512 void conv_row_nv(const FloatConvArgs& a, const float* xp, int Wp, int oy, int o0,
+template <int NP, int NV>
+DWR_AVX512_INLINE void zero_block(__m512 (&acc)[NP][NV]) {
+#pragma GCC unroll 8
+  for (int p = 0; p < NP; ++p)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[p][v] = _mm512_setzero_ps();
+}
+
+// f32: an FMA per input value, pixel and vector, over the taps j of each kernel row.
+template <int NP, int NV>
+struct F32Block {
+  DWR_AVX512_INLINE static void run(const FloatConvArgs& a, const float* x, int64_t row_stride,
+                                    float* out, int o0, __mmask16 last) {
+    const int kC = a.k * a.C, xstep = a.stride * a.C, Op = a.Op;
+    const float* w = a.w + o0;
+    __m512 acc[NP][NV];
+    zero_block<NP, NV>(acc);
+    for (int ky = 0; ky < a.k; ++ky) {
+      const float* xr = x + ky * row_stride;
+      const float* wr = w + static_cast<int64_t>(ky) * kC * Op;
+      for (int j = 0; j < kC; ++j) {
+        __m512 wv[NV];
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) {
+          const __mmask16 m = v == NV - 1 ? last : static_cast<__mmask16>(0xFFFF);
+          wv[v] = _mm512_maskz_loadu_ps(m, wr + static_cast<int64_t>(j) * Op + 16 * v);
+          asm("" : "+v"(wv[v]));  // load once into a register, not once per pixel
+        }
+#pragma GCC unroll 8
+        for (int p = 0; p < NP; ++p) {
+          const __m512 b = _mm512_set1_ps(xr[p * xstep + j]);
+#pragma GCC unroll 8
+          for (int v = 0; v < NV; ++v) acc[p][v] = _mm512_fmadd_ps(b, wv[v], acc[p][v]);
+        }
+      }
+    }
+    finish_block<NP, NV>(a, acc, out, o0, last);
+  }
+};
+
+// bf16 (AVX-512 BF16): VDPBF16PS adds the two exact products of a pair of taps (2j, 2j + 1)
+// to each f32 accumulator, so one instruction does the work of two FMAs. The input is the
+// bf16 copy; the weights are a.wbf, [k][pairs][Op][2]. An odd k*C pads its last pair with a
+// zero weight, whose input is the next element of the padded copy (it has one to spare).
+template <int NP, int NV>
+struct Bf16Block {
+  DWR_AVX512_BF16 static void run(const FloatConvArgs& a, const uint16_t* x, int64_t row_stride,
+                                  float* out, int o0, __mmask16 last) {
+    const int pairs = (a.k * a.C + 1) / 2, xstep = a.stride * a.C;
+    const int64_t Op = a.Op;
+    __m512 acc[NP][NV];
+    zero_block<NP, NV>(acc);
+    for (int ky = 0; ky < a.k; ++ky) {
+      const uint16_t* xr = x + ky * row_stride;
+      const uint16_t* wr = a.wbf + (ky * pairs * Op + o0) * 2;
+      for (int j = 0; j < pairs; ++j) {
+        __m512i wv[NV];
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) {
+          const __mmask16 m = v == NV - 1 ? last : static_cast<__mmask16>(0xFFFF);
+          wv[v] = _mm512_maskz_loadu_epi32(m, wr + (j * Op + 16 * v) * 2);
+          asm("" : "+v"(wv[v]));  // load once into a register, not once per pixel
+        }
+#pragma GCC unroll 8
+        for (int p = 0; p < NP; ++p) {
+          uint32_t pair;  // input taps 2j and 2j + 1 of pixel p
+          std::memcpy(&pair, xr + p * xstep + 2 * j, sizeof pair);
+          const __m512bh b = (__m512bh)_mm512_set1_epi32(static_cast<int>(pair));
+#pragma GCC unroll 8
+          for (int v = 0; v < NV; ++v) acc[p][v] = _mm512_dpbf16_ps(acc[p][v], b, (__m512bh)wv[v]);
+        }
+      }
+    }
+    finish_block<NP, NV>(a, acc, out, o0, last);
+  }
+};
+
+// One output row in tiles of 6 pixels x NV vectors from output channel o0 (T: the padded
+// copy's element, float or bf16 bits).
+template <int NV, template <int, int> class Block, typename T>
+DWR_AVX512 void conv_row_nv(const FloatConvArgs& a, const T* xp, int Wp, int oy, int o0,
                             float* out) {
   const int64_t row_stride = static_cast<int64_t>(Wp) * a.C;
-  const float* x0 = xp + static_cast<int64_t>(oy) * a.stride * row_stride;
-  const float* w = a.w + o0;
+  const T* x0 = xp + static_cast<int64_t>(oy) * a.stride * row_stride;
   float* orow = out + static_cast<int64_t>(oy) * a.OW * a.O;
   const int64_t xs = static_cast<int64_t>(a.stride) * a.C;
   const __mmask16 last = lanes16(a.O - (o0 + 16 * (NV - 1)));
   int ox = 0;
   for (; ox + 6 <= a.OW; ox += 6)
-    conv_block<6, NV>(a, x0 + ox * xs, row_stride, w, orow + static_cast<int64_t>(ox) * a.O,
-                      o0, last);
-  const float* x = x0 + ox * xs;
+    Block<6, NV>::run(a, x0 + ox * xs, row_stride, orow + static_cast<int64_t>(ox) * a.O, o0,
+                      last);
+  const T* x = x0 + ox * xs;
   float* dst = orow + static_cast<int64_t>(ox) * a.O;
   switch (a.OW - ox) {
-    case 5: conv_block<5, NV>(a, x, row_stride, w, dst, o0, last); break;
-    case 4: conv_block<4, NV>(a, x, row_stride, w, dst, o0, last); break;
-    case 3: conv_block<3, NV>(a, x, row_stride, w, dst, o0, last); break;
-    case 2: conv_block<2, NV>(a, x, row_stride, w, dst, o0, last); break;
-    case 1: conv_block<1, NV>(a, x, row_stride, w, dst, o0, last); break;
+    case 5: Block<5, NV>::run(a, x, row_stride, dst, o0, last); break;
+    case 4: Block<4, NV>::run(a, x, row_stride, dst, o0, last); break;
+    case 3: Block<3, NV>::run(a, x, row_stride, dst, o0, last); break;
+    case 2: Block<2, NV>::run(a, x, row_stride, dst, o0, last); break;
+    case 1: Block<1, NV>::run(a, x, row_stride, dst, o0, last); break;
     default: break;
   }
 }
 
 // One output row in blocks of 64 output channels (4 vectors; a stem's weights, k*k*C*64
-// floats, stay in L1 across the row), six pixels at a time: 24 accumulators.
-void float_conv_row(const FloatConvArgs& a, const float* xp, int Wp, int oy, float* out) {
+// values, stay in L1 across the row), six pixels at a time: 24 accumulators.
+template <template <int, int> class Block, typename T>
+void conv_row(const FloatConvArgs& a, const T* xp, int Wp, int oy, float* out) {
   for (int o0 = 0; o0 < a.O; o0 += 64) {
     switch (std::min(4, (a.O - o0 + 15) / 16)) {
-      case 4: conv_row_nv<4>(a, xp, Wp, oy, o0, out); break;
-      case 3: conv_row_nv<3>(a, xp, Wp, oy, o0, out); break;
-      case 2: conv_row_nv<2>(a, xp, Wp, oy, o0, out); break;
-      default: conv_row_nv<1>(a, xp, Wp, oy, o0, out); break;
+      case 4: conv_row_nv<4, Block>(a, xp, Wp, oy, o0, out); break;
+      case 3: conv_row_nv<3, Block>(a, xp, Wp, oy, o0, out); break;
+      case 2: conv_row_nv<2, Block>(a, xp, Wp, oy, o0, out); break;
+      default: conv_row_nv<1, Block>(a, xp, Wp, oy, o0, out); break;
     }
   }
 }
+
+void float_conv_row(const FloatConvArgs& a, const float* xp, int Wp, int oy, float* out) {
+  conv_row<F32Block>(a, xp, Wp, oy, out);
+}
+
+void float_conv_row_bf16(const FloatConvArgs& a, const uint16_t* xp, int Wp, int oy,
+                         float* out) {
+  conv_row<Bf16Block>(a, xp, Wp, oy, out);
+}
+
+bool bf16_supported() { return __builtin_cpu_supports("avx512bf16"); }
 
 // ---------------------------------------------------------------------------------------
 // Pools and the dense layer: the portable order of operations, 16 channels at a time.
@@ -356,6 +414,7 @@ constexpr Kernels kAvx512 = {
     "avx512",       1,           1,          nullptr,   weight_words, prepare_weight,
     popgemm,        epilogue_float, pack_row, float_conv_row, max_pixel, avg_pixel,
     dense_block,    popcount_peak, 6 * 4 * 512,
+    float_conv_row_bf16, bf16_supported,
 };
 
 }  // namespace

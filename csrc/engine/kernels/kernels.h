@@ -59,6 +59,13 @@ struct Kernels {
   // is peak_macs binary MACs: the ceiling the GEMM is measured against.
   uint64_t (*popcount_peak)(int64_t iters);
   int peak_macs;
+  // Optional (null where the ISA has none): one output row of the bf16 stem on a zero-padded
+  // NHWC bf16 image and the pair-layout weights a.wbf, run where bf16_supported() (CPUID)
+  // holds. Elsewhere a bf16 stem runs float_conv_row on bf16-rounded floats: the same exact
+  // products, added in another order (results agree to f32 rounding, not to the bit).
+  void (*float_conv_row_bf16)(const FloatConvArgs& a, const uint16_t* xp, int Wp, int oy,
+                              float* out);
+  bool (*bf16_supported)();
 };
 
 // The tables, each defined in its own file; nullptr where not built for this architecture.
@@ -69,6 +76,9 @@ const Kernels* neon_kernels();
 
 // The active table (dispatch.cpp).
 const Kernels& kernels();
+
+// The active table's native bf16 stem row, or nullptr where it has none or the CPU lacks it.
+decltype(Kernels::float_conv_row_bf16) native_bf16_row();
 
 // Portable pieces the ISA files reuse for their tails.
 void pack_signs_range(const float* x, const float* shift, int c0, int c1, uint64_t* bits);

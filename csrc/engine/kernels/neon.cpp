@@ -3,6 +3,7 @@
 // the dense layer four channels at a time with padded-lane tails; an FMLA stem. NEON is part
 // of every AArch64 CPU, so no target attribute is needed; dispatch.cpp still asks HWCAP.
 // Built on aarch64 only: elsewhere the table is nullptr.
+#include "epilogue_dispatch.h"
 #include "kernels.h"
 
 #if defined(__aarch64__)
@@ -221,23 +222,11 @@ void epilogue_act(const ConvGeom& g, const Epilogue& ep, const Dots& dots, int64
   }
 }
 
-template <bool RES>
-void epilogue_res(const ConvGeom& g, const Epilogue& ep, const Dots& dots, int64_t p0, int m,
-                  int o0, int o1) {
-  if (ep.act == ACT_HARDTANH)
-    epilogue_act<ACT_HARDTANH, RES>(g, ep, dots, p0, m, o0, o1);
-  else if (ep.act == ACT_RPRELU)
-    epilogue_act<ACT_RPRELU, RES>(g, ep, dots, p0, m, o0, o1);
-  else
-    epilogue_act<ACT_NONE, RES>(g, ep, dots, p0, m, o0, o1);
-}
-
 void epilogue_float(const ConvGeom& g, const Epilogue& ep, const Dots& dots, int64_t p0, int m,
                     int o0, int o1) {
-  if (ep.residual)
-    epilogue_res<true>(g, ep, dots, p0, m, o0, o1);
-  else
-    epilogue_res<false>(g, ep, dots, p0, m, o0, o1);
+  dispatch_epilogue(ep, [&](auto act, auto res) {
+    epilogue_act<decltype(act)::value, decltype(res)::value>(g, ep, dots, p0, m, o0, o1);
+  });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -396,6 +385,7 @@ constexpr Kernels kNeon = {
     "neon",         1,           1,          nullptr,   weight_words, prepare_weight,
     popgemm,        epilogue_float, pack_row, float_conv_row, max_pixel, avg_pixel,
     dense_block,    popcount_peak, kPeakMacs,
+    nullptr,        nullptr,  // no native bf16 stem
 };
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "../activation.h"
+#include "epilogue_dispatch.h"
 #include "kernels.h"
 
 namespace dwr {
@@ -71,23 +72,11 @@ void epilogue_act(const ConvGeom& g, const Epilogue& ep, const Dots& dots, int64
   }
 }
 
-template <bool RES>
-void epilogue_res(const ConvGeom& g, const Epilogue& ep, const Dots& dots, int64_t p0, int m,
-                  int o0, int o1) {
-  if (ep.act == ACT_HARDTANH)
-    epilogue_act<ACT_HARDTANH, RES>(g, ep, dots, p0, m, o0, o1);
-  else if (ep.act == ACT_RPRELU)
-    epilogue_act<ACT_RPRELU, RES>(g, ep, dots, p0, m, o0, o1);
-  else
-    epilogue_act<ACT_NONE, RES>(g, ep, dots, p0, m, o0, o1);
-}
-
 void epilogue_float(const ConvGeom& g, const Epilogue& ep, const Dots& dots, int64_t p0, int m,
                     int o0, int o1) {
-  if (ep.residual)
-    epilogue_res<true>(g, ep, dots, p0, m, o0, o1);
-  else
-    epilogue_res<false>(g, ep, dots, p0, m, o0, o1);
+  dispatch_epilogue(ep, [&](auto act, auto res) {
+    epilogue_act<decltype(act)::value, decltype(res)::value>(g, ep, dots, p0, m, o0, o1);
+  });
 }
 
 void pack_row(const float* x, const float* shift, int C, uint64_t* bits) {
@@ -147,6 +136,7 @@ constexpr Kernels kPortable = {
     "portable",     1,           1,          nullptr,   weight_words, prepare_weight,
     popgemm,        epilogue_float, pack_row, float_conv_row, max_pixel, avg_pixel,
     dense_block,    popcount_peak, 24 * 64,
+    nullptr,        nullptr,  // no native bf16 stem
 };
 
 }  // namespace

@@ -35,9 +35,14 @@ def convert(
     fold_signs: bool = True,
     preprocess: Preprocess | None = None,
     class_names: list[str] | None = None,
+    stem_precision: str = "f32",
 ) -> CompiledModel:
     """Compile an eval-mode BNN into a :class:`CompiledModel`, with the image ``preprocess``
     and ``class_names`` to store beside it (both optional).
+
+    ``stem_precision`` is the real-valued stem conv's: ``"f32"`` (exact, the default) or
+    ``"bf16"`` (weights rounded to bf16 here, inputs at run time, products summed in f32;
+    faster only on CPUs with AVX512_BF16, see docs/engine.md), saved with the engine.
 
     The model is lowered (:func:`dwr.lowering.lower`) and its ops compiled. A dwr backbone
     lowers from its modules; any other ``nn.Module`` is traced with ``torch.fx`` and run once
@@ -48,9 +53,11 @@ def convert(
     from dwr.backbones.model import Backbone
     from dwr.engine.compiled import check_finite
     from dwr.engine.compiler import compile_ops
+    from dwr.engine.ops import check_stem_precision
     from dwr.lowering import lower
     from dwr.lowering.from_module import SUPPORTED_MODULES, UnsupportedModule
 
+    check_stem_precision(stem_precision)
     check_finite(model.state_dict().items(), "the model")  # binarizing would hide a NaN
     if not isinstance(model, Backbone) and example_input is None:
         raise DwrError(
@@ -64,7 +71,7 @@ def convert(
             f"the engine cannot compile {exc}; it supports registered dwr backbones "
             f"({SUPPORTED_MODULES})"
         ) from None
-    ops = compile_ops(lowered)
+    ops = compile_ops(lowered, stem_precision=stem_precision)
     return CompiledModel(ops, getattr(model, "spec", None), preprocess, class_names)
 
 

@@ -3,8 +3,9 @@
 File layout (little endian)::
 
     magic    8 bytes   b"DWRENGN\\0"
-    version  u32       FORMAT_VERSION (a newer one is refused; format 1 stored binary weights
-                       as rows [ceil4(O), ceil4(K)] and is converted to lanes on load)
+    version  u32       the oldest format that holds the plan, at most FORMAT_VERSION (a newer
+                       one is refused; format 1 stored binary weights as rows
+                       [ceil4(O), ceil4(K)] and is converted to lanes on load)
     reserved u32       0
     hlen     u64       bytes of the JSON header
     plen     u64       bytes of the array payload
@@ -14,7 +15,10 @@ File layout (little endian)::
     payload            the arrays, each 64-byte aligned
 
 Format 3 added ``preprocess`` (input size, resize, mean/std; see :mod:`dwr.engine.preprocess`)
-and ``class_names``, both optional (``null``); format 2 files load without them.
+and ``class_names``, both optional (``null``); format 2 files load without them. Format 4
+added the stem's ``precision`` (``"bf16"``); only files with a bf16 stem are written as
+format 4, so that an older dwr refuses them instead of running them in f32, and every other
+file is still format 3 (a stem without the key is f32).
 
 Everything is parsed and checked in Python before the first inference (a regular file of a
 plausible size, checksum, finite JSON numbers, dtypes, shapes, offsets, each op's own
@@ -58,7 +62,7 @@ from dwr.files import atomic_write
 from dwr.lowering.rules import packs_next
 
 MAGIC = b"DWRENGN\0"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 _PREFIX = struct.Struct("<8sIIQQ32s")
 _DTYPES = {"float32", "int32", "uint8", "uint64"}
 #: The dtype of each op array that is not float32 (a file must store exactly these).
@@ -166,6 +170,16 @@ class CompiledModel:
     @property
     def in_channels(self) -> int:
         return self.ops[0].in_channels
+
+    @property
+    def format_version(self) -> int:
+        """The engine format :meth:`save` writes: the oldest that holds every op."""
+        return max(op.min_format() for op in self.ops)
+
+    @property
+    def stem_precision(self) -> str:
+        """The stem conv's precision, ``"f32"`` or ``"bf16"`` (see ``convert``)."""
+        return self.ops[0].precision
 
     @property
     def num_classes(self) -> int:
@@ -309,7 +323,7 @@ class CompiledModel:
         ).encode()
         payload = b"".join(chunks)
         digest = hashlib.sha256(header + payload).digest()
-        prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, 0, len(header), len(payload), digest)
+        prefix = _PREFIX.pack(MAGIC, self.format_version, 0, len(header), len(payload), digest)
         atomic_write(path, prefix + header + payload)
 
     @classmethod

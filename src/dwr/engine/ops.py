@@ -5,7 +5,8 @@ State between ops is either float activations ``x`` ([N, H, W, C] float32) or si
 
 - :class:`FloatConv`: the real-valued stem, ``pool(act(conv(x) * a + b))`` with BN folded
   into the conv (``a = gamma / sqrt(var + eps)``, ``b = beta - mean * a``); run by the
-  engine's own float kernels on its thread pool.
+  engine's own float kernels on its thread pool, in f32 or (opt-in ``precision="bf16"``)
+  on bf16 weights and inputs with f32 sums.
 - :class:`BinaryConv`: one binary unit, ``act(scale * dot + bias + shortcut(x))`` where
   ``dot`` is the ±1 convolution (XNOR/popcount) of ``sign(x + shift)`` with ``sign(W)`` and
   ``scale = alpha * a`` folds the weight scale and BN. When the next op only needs the sign
@@ -23,7 +24,7 @@ validating both); ``@register_op`` makes it loadable, so a new op is added in on
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -36,6 +37,11 @@ from dwr.lowering.ops import check_unit
 ACTS = {"none": 0, "hardtanh": 1, "rprelu": 2}
 POOLS = ("none", "max3", "max2")
 POOL_GEOMETRY = {"max3": (3, 2, 1), "max2": (2, 2, 0)}  # (kernel, stride, padding)
+#: Precisions of the stem conv: exact f32 (the default), or weights and input rounded to bf16
+#: with the products summed in f32 (VDPBF16PS where the CPU has AVX512_BF16).
+STEM_PRECISIONS = ("f32", "bf16")
+#: The engine format every op fits in, unless :meth:`Op.min_format` says more.
+BASE_FORMAT = 3
 
 
 @dataclass
@@ -81,16 +87,56 @@ def _float_conv_layout(w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.nda
     return wk, _padded(b, ceil8(o))
 
 
+def round_bf16(a: np.ndarray) -> np.ndarray:
+    """Finite float32 values rounded to the nearest bf16 value (ties to even), as float32."""
+    u = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    u = (u + 0x7FFF + ((u >> 16) & 1)) >> 16 << 16
+    return u.astype(np.uint32).view(np.float32)
+
+
+def _bf16_pairs(wk: np.ndarray) -> np.ndarray:
+    """The float kernel's ``[k, k, C, Op]`` weight (bf16 values) as the native bf16 kernel's
+    tap pairs, ``[k, ceil(k*C/2), Op, 2]`` bf16 bits (a zero ends an odd k*C)."""
+    k, _, c, op = wk.shape
+    pairs = -(-k * c // 2)
+    rows = np.zeros((k, 2 * pairs, op), np.float32)
+    rows[:, : k * c] = wk.reshape(k, k * c, op)
+    bits = (rows.view(np.uint32) >> 16).astype(np.uint16)
+    return np.ascontiguousarray(bits.reshape(k, pairs, 2, op).transpose(0, 1, 3, 2))
+
+
+def check_stem_precision(precision: Any) -> str:
+    """``precision`` if it names one of :data:`STEM_PRECISIONS`, else a one-line DwrError."""
+    if not (isinstance(precision, str) and precision in STEM_PRECISIONS):
+        raise DwrError(
+            f"stem precision must be one of {', '.join(STEM_PRECISIONS)}; got {precision!r}"
+        )
+    return precision
+
+
 def _float_conv(
-    x, wk, bk, o: int, stride: int, pad: int, act: str, rprelu: tuple, nchw: bool = False
+    x,
+    wk,
+    bk,
+    o: int,
+    stride: int,
+    pad: int,
+    act: str,
+    rprelu: tuple,
+    nchw: bool = False,
+    wbf: np.ndarray | None = None,
 ) -> np.ndarray:
     """``act(conv(x) + b)`` of float32 ``x`` (NHWC, or NCHW with ``nchw``) on the engine's
-    float kernel; the output is NHWC."""
+    float kernel; the output is NHWC. With ``wbf`` (the bf16 tap pairs of ``wk``, which then
+    holds bf16 values) the input is rounded to bf16 and the products summed in f32."""
     n, h, w = (x.shape[0], *x.shape[2:]) if nchw else x.shape[:3]
     k = wk.shape[0]
     oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
     y = np.empty((n, oh, ow, o), np.float32)
-    _kernels.float_conv(x, wk, o, stride, pad, bk, ACTS[act], *rprelu, y, nchw=nchw)
+    bf16 = wbf is not None
+    _kernels.float_conv(
+        x, wk, o, stride, pad, bk, ACTS[act], *rprelu, y, nchw=nchw, bf16=bf16, wbf=wbf
+    )
     return y
 
 
@@ -148,6 +194,10 @@ class Fields:
         _check(isinstance(v, str), f"{self.name}: bad {key} {v!r}")
         return v
 
+    def text_or(self, key: str, default: str) -> str:
+        """``text(key)``, or ``default`` where the file has no such key (an older format)."""
+        return self.text(key) if key in self._meta else default
+
     def flag(self, key: str) -> bool:
         v = self._meta.get(key)
         _check(isinstance(v, bool), f"{self.name}: bad {key} {v!r}")
@@ -182,6 +232,11 @@ class Op:
     def arrays(self) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
+    def min_format(self) -> int:
+        """The oldest engine format that holds this op (a file is written in the oldest
+        format that holds all its ops, so older readers still load it)."""
+        return BASE_FORMAT
+
     @classmethod
     def from_file(cls, f: Fields) -> Op:
         raise NotImplementedError
@@ -193,7 +248,11 @@ class Op:
 @register_op
 @dataclass
 class FloatConv(Op):
-    """``pool(act(conv(x, w) + b))``, BN already folded into ``w`` and ``b``."""
+    """``pool(act(conv(x, w) + b))``, BN already folded into ``w`` and ``b``.
+
+    ``precision="bf16"`` rounds ``w`` to bf16 here (once, and again harmlessly on load) and
+    the input to bf16 at run time; the products of bf16 values are exact in f32 and add up in
+    f32. Files with such a stem need engine format 4 (older readers refuse them)."""
 
     kind: ClassVar[str] = "float_conv"
     w: np.ndarray = field(default=None)  # [O, C, k, k]
@@ -203,10 +262,17 @@ class FloatConv(Op):
     act: str = "none"
     rprelu: tuple | None = None
     pool: str = "none"
+    precision: str = "f32"
 
     def __post_init__(self) -> None:
         self.w = np.ascontiguousarray(np.asarray(self.w, dtype=np.float32))
         _check(self.w.ndim == 4 and min(self.w.shape) >= 1, f"{self.name}: bad conv weight")
+        _check(
+            self.precision in STEM_PRECISIONS,
+            f"{self.name}: unknown precision {self.precision!r} (one of {STEM_PRECISIONS})",
+        )
+        if self.precision == "bf16":
+            self.w = round_bf16(self.w)
         o = self.w.shape[0]
         self.b = _vec(self.b, o, f"{self.name} bias")
         _check(
@@ -218,7 +284,15 @@ class FloatConv(Op):
         _check(self.pool in POOLS, f"{self.name}: unknown pool {self.pool!r}")
         self.rprelu = _act_arrays(self.act, self.rprelu, o, self.name)
         self._wk, self._bk = _float_conv_layout(self.w, self.b)
+        self._wbf = _bf16_pairs(self._wk) if self.precision == "bf16" else None
         self._rk = tuple(None if v is None else _padded(v, ceil8(o)) for v in self.rprelu)
+
+    def with_precision(self, precision: str) -> FloatConv:
+        """This stem at another precision (one of :data:`STEM_PRECISIONS`)."""
+        return replace(self, precision=check_stem_precision(precision))
+
+    def min_format(self) -> int:
+        return BASE_FORMAT if self.precision == "f32" else 4
 
     @property
     def in_channels(self) -> int:
@@ -229,7 +303,10 @@ class FloatConv(Op):
         return self.w.shape[0]
 
     def meta(self) -> dict[str, Any]:
-        return {"stride": self.stride, "pad": self.pad, "act": self.act, "pool": self.pool}
+        meta = {"stride": self.stride, "pad": self.pad, "act": self.act, "pool": self.pool}
+        if self.precision != "f32":  # f32 files stay as older dwr wrote and reads them
+            meta["precision"] = self.precision
+        return meta
 
     @classmethod
     def from_file(cls, f: Fields) -> FloatConv:
@@ -244,6 +321,7 @@ class FloatConv(Op):
             act=act,
             rprelu=f.rprelu(act),
             pool=f.text("pool"),
+            precision=f.text_or("precision", "f32"),
         )
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -263,6 +341,7 @@ class FloatConv(Op):
             self.act,
             self._rk,
             nchw=st.nchw,
+            wbf=self._wbf,
         )
         if self.pool != "none":
             y = _max_pool(y, *POOL_GEOMETRY[self.pool])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from dwr.cli.options import int_in, print_json, threads_type
+from dwr.cli.options import add_stem_precision_argument, int_in, print_json, threads_type
 from dwr.errors import DwrError
 from dwr.limits import MAX_BATCH, MAX_INPUT_SIDE, check_memory
 
@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int_in(1, MAX_INPUT_SIDE, "size"),
         help="input side (default: the spec's, 224 or 32)",
     )
+    add_stem_precision_argument(p, "f32")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_bench)
 
@@ -62,14 +63,14 @@ def _foreign_input_size(model, side: int | None) -> tuple[int, int, int]:
     return (first.in_channels, side or 224, side or 224)
 
 
-def _compile_foreign(model, input_size: tuple[int, int, int]):
+def _compile_foreign(model, input_size: tuple[int, int, int], stem_precision: str = "f32"):
     """The front door: trace ``model`` on a seeded random example of ``input_size``."""
     import torch
 
     import dwr.engine as engine_mod
 
     example = torch.randn(1, *input_size, generator=torch.Generator().manual_seed(0))
-    return engine_mod.convert(model, example)
+    return engine_mod.convert(model, example, stem_precision=stem_precision)
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -82,19 +83,20 @@ def run_bench(args: argparse.Namespace) -> int:
     spec = getattr(model, "spec", None)
     if spec is None:  # a model from package.module:callable: no float twin to compare
         input_size = _foreign_input_size(model, args.size)
-        engine, twin = _compile_foreign(model, input_size), None
+        engine, twin = _compile_foreign(model, input_size, args.stem_precision), None
     else:
         c, side, _ = spec.input_size
         input_size = (c, args.size or side, args.size or side)
         # three runners (engine, float twin, simulated BNN) hold a batch's activations each
         check_memory(spec, input_size, 3 * args.batch)
-        engine = engine_mod.convert(model)
+        engine = engine_mod.convert(model, stem_precision=args.stem_precision)
         twin = create_model(spec.replace(binary=False))
     size = (args.size, args.size) if args.size else None
     if size:
         engine._check_size(*size)
     r = time_model(model, engine, twin, args.batch, args.threads, args.repeats, size, input_size)
     r["kernel"] = engine_mod.kernel_isa()
+    r["stem_precision"] = engine.stem_precision
     r["cpu"] = cpu_info()
     e = r["engine"]["min_ms"]
     if twin is not None:
@@ -106,7 +108,7 @@ def run_bench(args: argparse.Namespace) -> int:
     c, h, w = r["input"]
     print(
         f"{r['model']}  batch {args.batch}  threads {args.threads}  input {c}x{h}x{w}  "
-        f"kernel {r['kernel']}"
+        f"kernel {r['kernel']}  stem {r['stem_precision']}"
     )
     print(describe_cpu(r["cpu"]))
     print(f"{'runner':26s} {'min ms':>9s} {'median ms':>10s} {'engine speedup':>15s}")

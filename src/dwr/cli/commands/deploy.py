@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dwr.cli.options import add_input_size_argument, int_in, print_json, threads_type
+from dwr.cli.options import (
+    add_input_size_argument,
+    add_stem_precision_argument,
+    int_in,
+    print_json,
+    threads_type,
+)
 from dwr.errors import DwrError
 
 #: Files a directory argument of ``dwr predict`` is searched for (recursively).
@@ -46,6 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--repeats", type=int_in(1, 10_000, "repeats"), default=20, help="timed runs (20)"
     )
     add_input_size_argument(p)  # for MODULE:CALLABLE models without a spec (3 224 224)
+    add_stem_precision_argument(p, "f32")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_convert)
 
@@ -69,6 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--threads", type=threads_type, default=1, metavar="N", help="engine threads (1)"
     )
+    add_stem_precision_argument(p, None)  # a checkpoint's; an engine file keeps its own
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     p.set_defaults(func=run_predict)
 
@@ -223,7 +231,9 @@ def run_convert(args: argparse.Namespace) -> int:
     if args.class_names:
         names, source = _read_class_names(args.class_names, shape.num_classes), args.class_names
     extra = () if example is None else (example,)
-    comp = engine.convert(model, *extra, preprocess=pre, class_names=names)
+    comp = engine.convert(
+        model, *extra, preprocess=pre, class_names=names, stem_precision=args.stem_precision
+    )
     comp.save(args.out)
     engine.set_num_threads(args.threads)
     x = np.random.default_rng(0).standard_normal((1, *pre.input_size)).astype(np.float32)
@@ -238,7 +248,8 @@ def run_convert(args: argparse.Namespace) -> int:
         "model": (spec.name or spec.family) if spec else args.model,
         "source": _source(args.model, meta),
         "bytes": os.path.getsize(args.out),
-        "format": engine.FORMAT_VERSION,
+        "format": comp.format_version,
+        "stem_precision": comp.stem_precision,
         "preprocess": {**pre.to_dict(), "from": source},
         "classes": len(names),
         "cost": cost,
@@ -251,7 +262,8 @@ def run_convert(args: argparse.Namespace) -> int:
     c, h, w = pre.input_size
     print(
         f"wrote {args.out} ({result['bytes'] / 2**20:.2f} MiB, engine format "
-        f"{result['format']}): {result['model']} from {result['source']}"
+        f"{result['format']}, {comp.stem_precision} stem): {result['model']} from "
+        f"{result['source']}"
     )
     print(
         f"input {c}x{h}x{w} (resize {pre.resize}, mean {_fmt_list(pre.mean)}, std "
@@ -289,9 +301,11 @@ def _error(message: str) -> None:
     print(f"dwr: error: {message}", file=sys.stderr)
 
 
-def load_model(path: str):
-    """An engine file, or a checkpoint compiled on the fly (needs PyTorch), with its
-    preprocessing; :class:`DwrError` if neither or if it records no preprocessing."""
+def load_model(path: str, stem_precision: str | None = None):
+    """An engine file, or a checkpoint compiled on the fly (needs PyTorch, stem at
+    ``stem_precision``, f32 if None), with its preprocessing; :class:`DwrError` if neither,
+    if it records no preprocessing, or if an engine file's stem is not at ``stem_precision``
+    (it was fixed when the file was converted)."""
     import dwr.engine as engine
 
     if not os.path.exists(path):
@@ -303,10 +317,17 @@ def load_model(path: str):
                 f"{path} records no preprocessing or class names (an engine file of format 2, "
                 f"or saved without them); re-create it with 'dwr convert CHECKPOINT -o {path}'"
             )
+        if stem_precision not in (None, comp.stem_precision):
+            raise DwrError(
+                f"{path} has a {comp.stem_precision} stem; --stem-precision applies to "
+                f"checkpoints (re-create it with 'dwr convert ... --stem-precision "
+                f"{stem_precision}')"
+            )
         return comp
     model, meta = _from_checkpoint(path)
     pre, names, _ = data_preprocessing(meta, model.spec)
-    return engine.convert(model, preprocess=pre, class_names=names)
+    precision = stem_precision or "f32"
+    return engine.convert(model, preprocess=pre, class_names=names, stem_precision=precision)
 
 
 def _has_engine_magic(path: str) -> bool:
@@ -371,7 +392,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
     import dwr.engine as engine
 
-    comp = load_model(args.model)
+    comp = load_model(args.model, args.stem_precision)
     engine.set_num_threads(args.threads)
     pre, names = comp.preprocess, comp.class_names
     k = min(args.top_k, len(names))
