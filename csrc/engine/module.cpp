@@ -391,6 +391,16 @@ NB_MODULE(_kernels, m) {
       "Benchmarks: iters rounds of the active GEMM's XOR/popcount/add on registers; "
       "(binary MACs done, checksum).");
   m.def("isa", &dwr::kernel_isa, "The active kernel table: 'avx512', 'avx2' or 'portable'.");
+  m.def(
+      "tiles",
+      [] {
+        const dwr::Kernels& k = dwr::kernels();
+        nb::dict d;
+        d["binary"] = nb::make_tuple(k.binary_tile.pixels, k.binary_tile.outputs);
+        d["float"] = nb::make_tuple(k.float_tile.pixels, k.float_tile.outputs);
+        return d;
+      },
+      "The active table's blocks, {'binary': (pixels, outputs), 'float': (pixels, outputs)}.");
   m.def("load_isa", &dwr::load_isa, "The table chosen at load (CPUID, or DWR_ISA).");
   m.def("isas", &dwr::supported_isas, "The kernel tables this CPU runs, best first.");
   m.def("known_isas", &dwr::known_isas, "Every kernel table this build has.");

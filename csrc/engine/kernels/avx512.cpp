@@ -415,6 +415,7 @@ constexpr Kernels kAvx512 = {
     popgemm,        epilogue_float, pack_row, float_conv_row, max_pixel, avg_pixel,
     dense_block,    popcount_peak, 6 * 4 * 512,
     float_conv_row_bf16, bf16_supported,
+    {6, 8},         {6, 16},  // popgemm: 6 pixels x groups of 8; conv_row_nv: 6 pixels x 16
 };
 
 }  // namespace

@@ -25,6 +25,12 @@ struct Dots {
   int32_t at(int r, int o) const { return full[r] - 2 * pop[static_cast<int64_t>(r) * ld + o]; }
 };
 
+// The block a micro-kernel computes at once: `pixels` output pixels by `outputs` output
+// channels. A layer's work is counted in whole blocks (the latency model's unit of work).
+struct Tile {
+  int pixels, outputs;
+};
+
 struct Kernels {
   const char* name;
   // GEMM operands. An input word becomes `in_words` words (prepare_input; null when 1: the
@@ -66,6 +72,9 @@ struct Kernels {
   void (*float_conv_row_bf16)(const FloatConvArgs& a, const uint16_t* xp, int Wp, int oy,
                               float* out);
   bool (*bf16_supported)();
+  // The register blocks of the binary GEMM and of the float conv (see Tile).
+  Tile binary_tile;
+  Tile float_tile;
 };
 
 // The tables, each defined in its own file; nullptr where not built for this architecture.

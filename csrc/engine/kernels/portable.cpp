@@ -137,6 +137,7 @@ constexpr Kernels kPortable = {
     popgemm,        epilogue_float, pack_row, float_conv_row, max_pixel, avg_pixel,
     dense_block,    popcount_peak, 24 * 64,
     nullptr,        nullptr,  // no native bf16 stem
+    {1, 4},         {1, 1},   // one pixel at a time; the GEMM's outputs padded to 4
 };
 
 }  // namespace

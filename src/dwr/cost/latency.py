@@ -9,10 +9,12 @@ the list the engine compiles, built without PyTorch or weights); this module imp
 compiled kernels only for their ISA's name.
 
 What the time follows (the engine's kernels, ``docs/engine.md``):
-- a binary conv is a popcount GEMM in tiles of 3 pixels x 8 output channels over
-  ``k*k*ceil(C/64)`` packed words, so its *work* is ``ceil(P/3) * ceil(O/8) * k*k*words``;
-- a float conv (stem, 1x1 shortcut) tiles 6 pixels x 16 outputs: ``ceil(P/6) * ceil(O/16) *
-  k*k*C``; the head is ``C * classes + P * C``.
+- a binary conv is a popcount GEMM in blocks of ``tp`` pixels x ``to`` output channels over
+  ``k*k*ceil(C/64)`` packed words, so its *work* is ``ceil(P/tp) * ceil(O/to) * k*k*words``;
+- a float conv (stem, 1x1 shortcut) the same with its own block: ``ceil(P/tp) * ceil(O/to) *
+  k*k*C``; the head is ``C * classes + P * C``. The blocks are the active kernel table's
+  (:func:`kernel_tiles`; AVX2 3 x 8 and 6 x 8, AVX-512 6 x 8 and 6 x 16), stated once in
+  each ISA's kernel file.
 The table's throughput ``work / time`` is interpolated multilinearly in log space between grid
 points (axes: input words or channels, output channels, pixels) and the query's exact work is
 divided by it, so widths that waste part of a word or a tile cost what they waste. Epilogue
@@ -247,14 +249,24 @@ def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def kernel_tiles() -> dict[str, tuple[int, int]]:
+    """The active kernel table's blocks, ``{"binary": (pixels, outputs), "float": ...}``:
+    each ISA's kernel file states its own (``Kernels::binary_tile``, ``float_tile``)."""
+    from dwr.engine import _kernels
+
+    return {kind: tuple(tile) for kind, tile in _kernels.tiles().items()}
+
+
 def binary_work(k: int, words: int, out: int, pixels: int) -> float:
-    """Popcount tiles (3 pixels x 8 outputs) times packed words per tile."""
-    return _ceil_div(pixels, 3) * _ceil_div(out, 8) * k * k * words
+    """Popcount GEMM blocks (the active ISA's pixels x outputs) times packed words a block."""
+    tp, to = kernel_tiles()["binary"]
+    return _ceil_div(pixels, tp) * _ceil_div(out, to) * k * k * words
 
 
 def float_work(k: int, cin: int, out: int, pixels: int) -> float:
-    """Float conv tiles (6 pixels x 16 outputs) times MACs per tile output."""
-    return _ceil_div(pixels, 6) * _ceil_div(out, 16) * k * k * cin
+    """Float conv blocks (the active ISA's pixels x outputs) times MACs per block output."""
+    tp, to = kernel_tiles()["float"]
+    return _ceil_div(pixels, tp) * _ceil_div(out, to) * k * k * cin
 
 
 def head_work(cin: int, classes: int, pixels: int) -> float:
