@@ -17,6 +17,8 @@ void epilogue(const Kernels& kt, const ConvGeom& g, const Epilogue& ep, const Do
               int64_t p0, int m, int o0, int o1) {
   if (ep.mode == MODE_FLOAT) {
     kt.epilogue_float(g, ep, dots, p0, m, o0, o1);
+  } else if (ep.mode == MODE_BITS && kt.epilogue_bits) {
+    kt.epilogue_bits(g, ep, dots, p0, m, o0, o1);
   } else if (ep.mode == MODE_INT) {
     for (int r = 0; r < m; ++r) {
       int32_t* __restrict out = ep.out_int + (p0 + r) * g.O;

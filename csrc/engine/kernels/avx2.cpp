@@ -445,6 +445,7 @@ constexpr Kernels kAvx2 = {
     dense_block,    popcount_peak, 3 * 2 * 256,
     nullptr,        nullptr,  // no native bf16 stem
     {3, 8},         {6, 8},   // popgemm: 3 pixels x 8 outputs; conv_block: 6 pixels x 8
+    nullptr,        // the bit epilogue: the driver's portable loop
 };
 
 }  // namespace

@@ -198,6 +198,34 @@ void epilogue_float(const ConvGeom& g, const Epilogue& ep, const Dots& dots, int
   });
 }
 
+// The bit epilogue, 16 outputs at a time: the same integer comparisons as the driver's loop
+// (dot against the threshold, the flip choosing <= or >=), so the bits are the same.
+DWR_AVX512 void epilogue_bits(const ConvGeom& g, const Epilogue& ep, const Dots& dots,
+                              int64_t p0, int m, int o0, int o1) {
+  const int ocw = (g.O + 63) / 64;
+  for (int r = 0; r < m; ++r) {
+    uint64_t* out = ep.out_bits + (p0 + r) * ocw;
+    const int32_t* pop = dots.pop + static_cast<int64_t>(r) * dots.ld;
+    const __m512i full = _mm512_set1_epi32(dots.full[r]);
+    for (int w = o0 / 64; w < (o1 + 63) / 64; ++w) {
+      const int end = std::min(g.O, 64 * w + 64);
+      uint64_t word = 0;
+      for (int o = 64 * w; o < end; o += 16) {
+        const __mmask16 lm = lanes16(end - o);
+        const __m512i pc = _mm512_maskz_loadu_epi32(lm, pop + o);
+        const __m512i d = _mm512_sub_epi32(full, _mm512_slli_epi32(pc, 1));
+        const __m512i thr = _mm512_maskz_loadu_epi32(lm, ep.thr + o);
+        const __m512i fl = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(lm, ep.flip + o));
+        const __mmask16 flip = _mm512_test_epi32_mask(fl, fl);
+        const __mmask16 ge = _mm512_cmpge_epi32_mask(d, thr), le = _mm512_cmple_epi32_mask(d, thr);
+        const __mmask16 positive = (flip & le) | (~flip & ge);
+        word |= static_cast<uint64_t>(static_cast<__mmask16>(~positive & lm)) << (o - 64 * w);
+      }
+      out[w] = word;
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // The float conv (the stem): NP output pixels x NV vectors of 16 output channels in
 // registers, the last vector masked to the channels that exist. Bias, activation and the
@@ -416,6 +444,7 @@ constexpr Kernels kAvx512 = {
     dense_block,    popcount_peak, 6 * 4 * 512,
     float_conv_row_bf16, bf16_supported,
     {6, 8},         {6, 16},  // popgemm: 6 pixels x groups of 8; conv_row_nv: 6 pixels x 16
+    epilogue_bits,
 };
 
 }  // namespace

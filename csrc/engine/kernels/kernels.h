@@ -75,6 +75,11 @@ struct Kernels {
   // The register blocks of the binary GEMM and of the float conv (see Tile).
   Tile binary_tile;
   Tile float_tile;
+  // Optional (null: the driver's portable loop): the bit epilogue (ep.mode == MODE_BITS) of
+  // outputs [o0, o1) of m pixels from p0, o0 a multiple of 64: bit o of a pixel's words is
+  // set where !(flip[o] ? dot <= thr[o] : dot >= thr[o]), bits past O are 0.
+  void (*epilogue_bits)(const ConvGeom& g, const Epilogue& ep, const Dots& dots, int64_t p0,
+                        int m, int o0, int o1);
 };
 
 // The tables, each defined in its own file; nullptr where not built for this architecture.

@@ -387,6 +387,7 @@ constexpr Kernels kNeon = {
     dense_block,    popcount_peak, kPeakMacs,
     nullptr,        nullptr,  // no native bf16 stem
     {4, 8},         {4, 4},   // popgemm: 4 pixels x 8 outputs; conv_block: 4 pixels x 4
+    nullptr,        // the bit epilogue: the driver's portable loop
 };
 
 }  // namespace

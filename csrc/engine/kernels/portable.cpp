@@ -138,6 +138,7 @@ constexpr Kernels kPortable = {
     dense_block,    popcount_peak, 24 * 64,
     nullptr,        nullptr,  // no native bf16 stem
     {1, 4},         {1, 1},   // one pixel at a time; the GEMM's outputs padded to 4
+    nullptr,        // the bit epilogue: the driver's portable loop
 };
 
 }  // namespace
