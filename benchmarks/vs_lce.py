@@ -5,8 +5,10 @@
 The LCE side runs in its own venv (its TensorFlow cannot share a process with our torch):
     python3.11 -m venv /work/lce-venv
     /work/lce-venv/bin/pip install tensorflow-cpu==2.16.2 tf-keras==2.16.0 larq==0.14.0 \
-        larq-compute-engine==0.16.0 zookeeper
+        larq-compute-engine==0.16.0 zookeeper==1.4.0 protobuf==3.20.3 numpy==1.26.4
     /work/lce-venv/bin/pip install --no-deps larq-zoo==2.4.0
+(checked 2026-12-04 on Python 3.11: larq-zoo's imports need protobuf 3.20, which the pins
+above keep; a newer protobuf breaks them)
 ``benchmarks/lce_worker.py`` (run by that Python with ``TF_USE_LEGACY_KERAS=1``) builds
 larq-zoo's ``BiRealNet`` with random weights, converts it with ``convert_keras_model`` and
 times LCE's interpreter on request, so the rounds interleave: in each round and for each
