@@ -564,8 +564,8 @@ def lower_graph(model: nn.Module, example_input: torch.Tensor, fold_signs: bool 
     if matcher.ties:
         warnings.warn(
             f"{matcher.ties} binarizer inputs of the example are exactly 0, which the model's "
-            "sign maps to 0 and the engine to +1: results differ there (common in untrained "
-            "models; rare once BN statistics are trained)",
+            "sign maps to 0 and dwr (the engine, the exact ONNX export) to +1: results differ "
+            "there (common in untrained models; rare once BN statistics are trained)",
             stacklevel=4,
         )
     return finish(matcher.ops, tuple(example_input.shape[2:]), fold_signs)
