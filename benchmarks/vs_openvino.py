@@ -76,8 +76,9 @@ def binary_conv(x, w: np.ndarray, stride: int, pad: int):
     zero, one = np.float32(0.0), np.float32(1.0)
     bits = o.fake_quantize(x, zero, zero, zero, one, 2)
     pads = [pad] * 2
-    return o1.binary_convolution(bits, u1_weight(w), [stride] * 2, pads, pads, [1, 1],
-                                 "xnor-popcount", 0.0)  # fmt: skip
+    return o1.binary_convolution(
+        bits, u1_weight(w), [stride] * 2, pads, pads, [1, 1], "xnor-popcount", 0.0
+    )
 
 
 def _act(y, act: str, rprelu):

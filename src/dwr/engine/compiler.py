@@ -42,13 +42,28 @@ def threshold(scale: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def _stem(op: lo.StemConv, precision: str) -> eo.FloatConv:
-    return eo.FloatConv(op.name, w=op.w, b=op.b, stride=op.stride, pad=op.pad, act=op.act,
-                        rprelu=op.rprelu, pool=op.pool, precision=precision)  # fmt: skip
+    return eo.FloatConv(
+        op.name,
+        w=op.w,
+        b=op.b,
+        stride=op.stride,
+        pad=op.pad,
+        act=op.act,
+        rprelu=op.rprelu,
+        pool=op.pool,
+        precision=precision,
+    )
 
 
 def _adapter(op: lo.StemAdapter) -> eo.ChannelAdapter:
-    return eo.ChannelAdapter(op.name, in_channels=op.in_channels, src=op.src, scale=op.scale,
-                             shift=op.shift, slope=op.slope)  # fmt: skip
+    return eo.ChannelAdapter(
+        op.name,
+        in_channels=op.in_channels,
+        src=op.src,
+        scale=op.scale,
+        shift=op.shift,
+        slope=op.slope,
+    )
 
 
 def _unit(op: lo.BinaryConv) -> eo.BinaryConv:

@@ -175,8 +175,7 @@ def _shortcut(g: _Graph, x: str, op: lo.BinaryConv) -> str | None:
         y = g.op("Concat", [x] * copies, where, axis=1) if copies > 1 else x
         return _channel_slice(g, y, op.out_channels, where)
     if kind in ("avgpool", "avgpool_conv") and s > 1:  # ceil mode, as the engine's pool
-        x = _pool(g, x, "AveragePool", (s, s, 0), f"{where}.pool", ceil_mode=1,
-                  count_include_pad=0)  # fmt: skip
+        x = _pool(g, x, "AveragePool", (s, s, 0), f"{where}.pool", ceil_mode=1, count_include_pad=0)
         s = 1
     if kind == "avgpool":
         return x

@@ -292,8 +292,19 @@ class _Matcher:
         ):
             pool, node = ("max3" if geometry[1] == 3 else "max2"), nxt
         o, c = w.shape[:2]
-        op = StemConv("stem", c, o, k=conv.k, stride=conv.stride, pad=conv.pad, act=act,
-                      pool=pool, w=w, b=b, rprelu=rprelu)  # fmt: skip
+        op = StemConv(
+            "stem",
+            c,
+            o,
+            k=conv.k,
+            stride=conv.stride,
+            pad=conv.pad,
+            act=act,
+            pool=pool,
+            w=w,
+            b=b,
+            rprelu=rprelu,
+        )
         self.ops.append(op)
         return node
 
@@ -342,7 +353,7 @@ class _Matcher:
         self.ops.append(
             StemAdapter(
                 "stem.adapter", c, len(src), src=src, scale=scale, shift=shift, slope=act[1]
-            )  # fmt: skip
+            )
         )
         return self.g.single_user(node)
 

@@ -21,7 +21,7 @@ from dwr.backbones.blocks import BinaryUnit, Head, Stem, StemAdapter
 from dwr.backbones.model import Backbone
 from dwr.backbones.units import stage_units
 from dwr.binary import BinaryConv2d, RPReLU, RSign
-from dwr.binary.binarizers import binarizer_properties, describe_binarizer
+from dwr.binary.binarizers import SCALES, binarizer_properties, describe_binarizer
 from dwr.errors import DwrError
 from dwr.lowering import ops as lo
 from dwr.lowering.from_spec import lower_spec
@@ -98,11 +98,15 @@ def _check_conv(conv: nn.Module, op, where: str, groups: int = 1, cls=nn.Conv2d)
     want = ((op.k,) * 2, (op.stride,) * 2, (op.pad,) * 2, (1, 1), groups, "zeros")
     got = (conv.kernel_size, conv.stride, conv.padding, conv.dilation, conv.groups)
     if (*got, conv.padding_mode) != want:
-        raise UnsupportedModule(conv, where, f"does not match its op (kernel, stride, padding) "
-                                f"{op.k, op.stride, op.pad}")  # fmt: skip
+        raise UnsupportedModule(
+            conv,
+            where,
+            f"does not match its op (kernel, stride, padding) {op.k, op.stride, op.pad}",
+        )
     if (conv.in_channels, conv.out_channels) != (op.in_channels, op.out_channels):
-        raise UnsupportedModule(conv, where, f"does not map {op.in_channels} to "
-                                f"{op.out_channels} channels like its op")  # fmt: skip
+        raise UnsupportedModule(
+            conv, where, f"does not map {op.in_channels} to {op.out_channels} channels like its op"
+        )
 
 
 def _is_pool(m: nn.Module, geometry: tuple[int, int, int] | None) -> bool:
@@ -155,18 +159,22 @@ def _adapter(adapter: nn.Module, op: lo.StemAdapter) -> None:
 def _binarized(conv: BinaryConv2d, where: str) -> tuple[bool, bool, str]:
     """``(binary input, binary weight, weight scale kind)`` from the binarizers' properties
     (never their names): each present one must be a 1-bit sign, the input's unscaled."""
-    for side, fn, scales in (("input", conv.input_binarizer, ("none",)),
-                             ("weight", conv.weight_binarizer, None)):  # fmt: skip
+    for side, fn, scales in (
+        ("input", conv.input_binarizer, ("none",)),
+        ("weight", conv.weight_binarizer, SCALES),
+    ):
         if fn is None:
             continue
         props = binarizer_properties(fn)
-        if props is None or not props.is_sign or (scales and props.scale not in scales):
+        if props is None or not props.is_sign or props.scale not in scales:
             found = "no declared properties" if props is None else str(props)
             raise UnsupportedModule(
-                conv, where, f"{side} binarizer {describe_binarizer(fn)} ({found}); 1-bit sign "
+                conv,
+                where,
+                f"{side} binarizer {describe_binarizer(fn)} ({found}); 1-bit sign "
                 "binarizers are supported (declare them with register_binarizer(name, fn, "
                 "BinarizerProperties(...)))",
-            )  # fmt: skip
+            )
     wprops = binarizer_properties(conv.weight_binarizer) if conv.weight_binarizer else None
     scale = wprops.scale if wprops else "none"
     return conv.input_binarizer is not None, conv.weight_binarizer is not None, scale
@@ -208,8 +216,9 @@ def _shortcut(sc: nn.Module | None, op: lo.BinaryConv) -> None:
     conv = layers[-2] if len(layers) >= 2 else None
     shape = (op.out_channels, op.in_channels, 1, 1)
     if type(conv) is not nn.Conv2d or tuple(conv.weight.shape) != shape:
-        raise UnsupportedModule(sc, where, f"expected the 1x1 conv and BN of a {op.shortcut} "
-                                "shortcut")  # fmt: skip
+        raise UnsupportedModule(
+            sc, where, f"expected the 1x1 conv and BN of a {op.shortcut} shortcut"
+        )
     op.sc_w, op.sc_b = _folded(conv, layers[-1], f"{where}.{len(layers) - 1}")
 
 
@@ -232,8 +241,9 @@ def _stages(model: Backbone, ops: list[lo.Op]) -> None:
         where = f"stages.{i}"
         names = [n for n in by_name if n.startswith(f"{where}.")]
         if type(stage) is not nn.Sequential or len(stage) != len(names):
-            raise UnsupportedModule(stage, where, f"a stage must be an nn.Sequential of "
-                                    f"{len(names)}")  # fmt: skip
+            raise UnsupportedModule(
+                stage, where, f"a stage must be an nn.Sequential of {len(names)}"
+            )
         for j, m in enumerate(stage):
             op = by_name[f"{where}.{j}"]
             if isinstance(op, lo.BinaryConv):

@@ -154,8 +154,16 @@ class BinaryConv(Op):
     sc_b: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        check_unit(self.name, self.in_channels, self.out_channels, self.k, self.stride,
-                   self.pad, self.shortcut, self.sc_stride)  # fmt: skip
+        check_unit(
+            self.name,
+            self.in_channels,
+            self.out_channels,
+            self.k,
+            self.stride,
+            self.pad,
+            self.shortcut,
+            self.sc_stride,
+        )
 
     def output_hw(self, hw: tuple[int, int]) -> tuple[int, int]:
         return tuple(conv_side(v, self.k, self.stride, self.pad) for v in hw)  # type: ignore[return-value]

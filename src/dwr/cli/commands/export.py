@@ -82,8 +82,15 @@ def run_export(args: argparse.Namespace) -> int:
     sign = "qonnx" if args.format == "qonnx" else ("plain" if args.plain_sign else "exact")
     spec = getattr(model, "spec", None)
     example = None if spec is not None else _example(model, args.size)
-    proto = export_onnx(model, args.output, opset=args.opset, size=size, sign=sign,
-                        batch=args.batch, example_input=example)  # fmt: skip
+    proto = export_onnx(
+        model,
+        args.output,
+        opset=args.opset,
+        size=size,
+        sign=sign,
+        batch=args.batch,
+        example_input=example,
+    )
     dims = proto.graph.input[0].type.tensor_type.shape.dim
     n, c, h, w = (d.dim_param or d.dim_value for d in dims)
     classes = proto.graph.output[0].type.tensor_type.shape.dim[1].dim_value
