@@ -42,11 +42,13 @@ def synthetic_table(threads: int = 1, **key) -> dict:
     per = {n: 0.1 for n in names}
     per.update(pack_input=0.2, pack_input_shift=0.3, zero_pad=1.0, maxpool3=0.4, maxpool2=0.3)
     per.update(maxpool2_bits=0.05, avgpool=0.2, channel_adapter=2.0)
+    stems = [{**r, "ms": r["ms"] / 2} for r in floats if r["k"] > 1]  # bf16 twice as fast
     table = {
         "format": 1,
         "grid": "synthetic",
         "binary_conv": binary,
         "float_conv": floats,
+        "stem_bf16": stems,
         "head": heads,
         "per_element_ns": per,
         "call_ms": 0.01,
@@ -126,6 +128,21 @@ def test_outline_matches_the_engine_ops(name):
             assert mine.shifted == (theirs.shift is not None)
         if isinstance(theirs, MaxPool2):
             assert mine.on_bits == theirs.on_bits
+
+
+def test_a_bf16_stem_is_priced_from_its_own_rows():
+    """``stem_precision="bf16"`` prices the stem from the bf16 rows (here half the f32
+    time) and leaves every other op as it was."""
+    table = latency.LatencyTable(synthetic_table())
+    spec = get_spec("birealnet18")
+    f32 = latency.predict(spec, table)
+    bf16 = latency.predict(spec, table, stem_precision="bf16")
+    (stem32, ms32), (stem16, ms16) = f32.ops[0], bf16.ops[0]
+    assert stem32.precision == "f32" and stem16.precision == "bf16"
+    pool = table.per_element_ms("maxpool3", stem32.conv_hw(stem32.in_hw)[0] ** 2 * 64)
+    assert ms16 - pool == pytest.approx((ms32 - pool) / 2, rel=1e-9)
+    assert [ms for _, ms in f32.ops[1:]] == [ms for _, ms in bf16.ops[1:]]
+    assert latency.predict(spec, table).ops[0][0].precision == "f32"  # the cache is untouched
 
 
 def test_predict_sums_its_ops_and_grows_with_width():

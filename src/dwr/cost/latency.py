@@ -24,6 +24,7 @@ options, packing, pools and the zero-pad shortcut are fixed + per-element costs 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import hashlib
 import importlib.util
 import itertools
@@ -152,6 +153,7 @@ def _read(path: str, mtime_ns: int) -> LatencyTable:
 ROW_FIELDS = {
     "binary_conv": ("k", "stride", "words", "out", "oh"),
     "float_conv": ("k", "stride", "cin", "out", "oh"),
+    "stem_bf16": ("k", "stride", "cin", "out", "oh"),
     "head": ("cin", "classes", "h"),
 }
 
@@ -294,6 +296,12 @@ class LatencyTable:
             lambda r: (r["cin"], r["out"], r["oh"] ** 2),
             lambda r: float_work(r["k"], r["cin"], r["out"], r["oh"] ** 2),
         )
+        self._stem_bf16 = self._groups(
+            data["stem_bf16"],
+            lambda r: (r["k"], r["stride"]),
+            lambda r: (r["cin"], r["out"], r["oh"] ** 2),
+            lambda r: float_work(r["k"], r["cin"], r["out"], r["oh"] ** 2),
+        )
         self._head = self._groups(
             data["head"],
             lambda r: (),
@@ -324,8 +332,12 @@ class LatencyTable:
         words = _ceil_div(cin, 64)
         return binary_work(k, words, out, pixels) / grid(words, out, pixels)
 
-    def float_ms(self, k: int, stride: int, cin: int, out: int, pixels: int) -> float:
-        grid, k = self._pick(self._float, k, stride)
+    def float_ms(
+        self, k: int, stride: int, cin: int, out: int, pixels: int, precision: str = "f32"
+    ) -> float:
+        """A float conv's time; a stem at ``precision="bf16"`` from the bf16 stem rows."""
+        grids = self._stem_bf16 if precision == "bf16" else self._float
+        grid, k = self._pick(grids, k, stride)
         return float_work(k, cin, out, pixels) / grid(cin, out, pixels)
 
     def head_ms(self, cin: int, classes: int, pixels: int) -> float:
@@ -387,7 +399,7 @@ def op_ms(op: Op, table: LatencyTable) -> float:
     el = table.per_element_ms
     if isinstance(op, StemConv):
         conv_px = _pixels(op.conv_hw(op.in_hw))
-        t = table.float_ms(op.k, op.stride, op.in_channels, op.out_channels, conv_px)
+        t = table.float_ms(op.k, op.stride, op.in_channels, op.out_channels, conv_px, op.precision)
         if op.pool != "none":
             t += el({"max3": "maxpool3", "max2": "maxpool2"}[op.pool], conv_px * op.out_channels)
         return t
@@ -438,11 +450,13 @@ def predict(
     table: LatencyTable | None = None,
     input_size: tuple[int, int, int] | None = None,
     threads: int = 1,
+    stem_precision: str = "f32",
 ) -> LatencyReport:
-    """Predicted engine latency of ``spec`` per op (batch 1); loads this machine's table for
-    ``threads`` when none is given."""
+    """Predicted engine latency of ``spec`` per op (batch 1), its stem compiled at
+    ``stem_precision``; loads this machine's table for ``threads`` when none is given."""
     table = table or load_table(threads)
-    ops = _outline(spec.to_json(), tuple(input_size or spec.input_size))
+    ops = list(_outline(spec.to_json(), tuple(input_size or spec.input_size)))
+    ops[0] = dataclasses.replace(ops[0], precision=stem_precision)  # the cached list stays
     return LatencyReport(
         int(table.key["threads"]), [(op, op_ms(op, table)) for op in ops], table.call_ms
     )
@@ -453,6 +467,7 @@ def predict_ms(
     input_size: tuple[int, int, int] | None = None,
     threads: int = 1,
     table: LatencyTable | None = None,
+    stem_precision: str = "f32",
 ) -> float:
     """Predicted end-to-end engine time of ``spec`` in ms (batch 1)."""
-    return predict(spec, table, input_size, threads).total_ms
+    return predict(spec, table, input_size, threads, stem_precision).total_ms

@@ -54,7 +54,7 @@ def convert(
     from dwr.engine.compiled import check_finite
     from dwr.engine.compiler import compile_ops
     from dwr.engine.ops import check_stem_precision
-    from dwr.lowering import lower
+    from dwr.lowering import StemConv, lower
     from dwr.lowering.from_module import SUPPORTED_MODULES, UnsupportedModule
 
     check_stem_precision(stem_precision)
@@ -71,7 +71,9 @@ def convert(
             f"the engine cannot compile {exc}; it supports registered dwr backbones "
             f"({SUPPORTED_MODULES})"
         ) from None
-    ops = compile_ops(lowered, stem_precision=stem_precision)
+    if isinstance(lowered[0], StemConv):  # else CompiledModel says what is wrong
+        lowered[0].precision = stem_precision
+    ops = compile_ops(lowered)
     return CompiledModel(ops, getattr(model, "spec", None), preprocess, class_names)
 
 

@@ -41,7 +41,7 @@ def threshold(scale: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return thr.astype(np.int32), flip
 
 
-def _stem(op: lo.StemConv, precision: str) -> eo.FloatConv:
+def _stem(op: lo.StemConv) -> eo.FloatConv:
     return eo.FloatConv(
         op.name,
         w=op.w,
@@ -51,7 +51,7 @@ def _stem(op: lo.StemConv, precision: str) -> eo.FloatConv:
         act=op.act,
         rprelu=op.rprelu,
         pool=op.pool,
-        precision=precision,
+        precision=op.precision,
     )
 
 
@@ -100,11 +100,11 @@ def _unit(op: lo.BinaryConv) -> eo.BinaryConv:
     )
 
 
-def _compile_one(op: lo.Op, stem_precision: str) -> eo.Op:
+def _compile_one(op: lo.Op) -> eo.Op:
     if not op.has_weights and not isinstance(op, lo.MaxPool2):
         raise DwrError(f"{op.name}: the engine compiles ops with weights (lower a model)")
     if isinstance(op, lo.StemConv):
-        return _stem(op, stem_precision)
+        return _stem(op)
     if isinstance(op, lo.StemAdapter):
         return _adapter(op)
     if isinstance(op, lo.BinaryConv):
@@ -116,7 +116,7 @@ def _compile_one(op: lo.Op, stem_precision: str) -> eo.Op:
     raise DwrError(f"{op.name}: the engine has no kernel for lowered op {op.kind!r}")
 
 
-def compile_ops(lowered: list[lo.Op], stem_precision: str = "f32") -> list[eo.Op]:
-    """The engine's ops for a lowered op list with weights attached; the stem runs at
-    ``stem_precision`` (``"f32"``, exact, or the opt-in ``"bf16"``)."""
-    return [_compile_one(op, stem_precision) for op in lowered]
+def compile_ops(lowered: list[lo.Op]) -> list[eo.Op]:
+    """The engine's ops for a lowered op list with weights attached (the stem at its op's
+    ``precision``)."""
+    return [_compile_one(op) for op in lowered]

@@ -11,6 +11,7 @@ a few runs (the machine may be shared; the minimum is the steadier figure).
   Hardtanh, RPReLU, packing the next conv's input, the bit output of VGG units, packing its own
   input, the zero-pad shortcut).
 - ``float_conv``: the stem convolutions and the 1x1 shortcut convolutions.
+- ``stem_bf16``: the stem convolutions again with the opt-in bf16 stem.
 - ``head``: global average pool + classifier; pools and the stem adapter are fixed +
   per-element costs too.
 
@@ -219,6 +220,10 @@ def _float_points(g: Grid) -> Iterator[dict[str, int]]:
                 for side in g.fp_sides:
                     if _macs(side, side, o, c) <= g.fp_cap:
                         yield {"k": 1, "stride": s, "pad": 0, "cin": c, "out": o, "oh": side}
+    yield from _stem_points(g)
+
+
+def _stem_points(g: Grid) -> Iterator[dict[str, int]]:
     for k, s, p, c in STEMS:
         for o in g.stem_outs:
             for side in g.stem_sides:
@@ -242,11 +247,13 @@ def time_binary(p: dict[str, int], rng: np.random.Generator, target_s: float) ->
     return _best_ms(lambda: op.run(st), target_s, cold=_big(op.wbits))
 
 
-def time_float(p: dict[str, int], rng: np.random.Generator, target_s: float) -> float:
+def time_float(
+    p: dict[str, int], rng: np.random.Generator, target_s: float, precision: str = "f32"
+) -> float:
     c, o, k, s, pad = p["cin"], p["out"], p["k"], p["stride"], p["pad"]
     if "ih" in p:  # a stem: the FloatConv op on the model's NCHW input
         w = rng.standard_normal((o, c, k, k))
-        stem = FloatConv("stem", w=w, b=np.zeros(o), stride=s, pad=pad)
+        stem = FloatConv("stem", w=w, b=np.zeros(o), stride=s, pad=pad, precision=precision)
         x = rng.standard_normal((1, c, p["ih"], p["ih"])).astype(np.float32)
         st = State(x=x, nchw=True)
         return _best_ms(lambda: stem.run(st), target_s)
@@ -258,12 +265,24 @@ def time_float(p: dict[str, int], rng: np.random.Generator, target_s: float) -> 
     return _best_ms(run, target_s, cold=_big(wk))
 
 
+def time_stem_bf16(p: dict[str, int], rng: np.random.Generator, target_s: float) -> float:
+    """A stem point with the opt-in bf16 stem (``FloatConv(precision="bf16")``)."""
+    return time_float(p, rng, target_s, precision="bf16")
+
+
 def time_head(p: dict[str, int], rng: np.random.Generator, target_s: float) -> float:
     c, n, h = p["cin"], p["classes"], p["h"]
     head = Head("head", w=rng.standard_normal((n, c)), b=np.zeros(n))
     st = State(x=rng.standard_normal((1, h, h, c)).astype(np.float32))
     return _best_ms(lambda: head.run(st), target_s, cold=_big(head.w))
 
+
+#: The conv kinds timed again in later passes, and their timers.
+CONV_TIMERS = (
+    ("binary_conv", time_binary),
+    ("float_conv", time_float),
+    ("stem_bf16", time_stem_bf16),
+)
 
 Sample = tuple[int, float]  # (elements, ms)
 
@@ -393,7 +412,8 @@ PASSES = 4
 
 def count_points(grid: Grid, passes: int = PASSES) -> int:
     """How many progress ticks :func:`measure` makes (one per timing)."""
-    convs = sum(1 for _ in _binary_points(grid)) + sum(1 for _ in _float_points(grid))
+    points = (_binary_points(grid), _float_points(grid), _stem_points(grid))
+    convs = sum(1 for kind in points for _ in kind)
     return passes * convs + sum(1 for _ in _head_points(grid)) + len(grid.extra_shapes) + 2
 
 
@@ -426,6 +446,7 @@ def measure(
         for kind, points, timer in (
             ("binary_conv", _binary_points(grid), time_binary),
             ("float_conv", _float_points(grid), time_float),
+            ("stem_bf16", _stem_points(grid), time_stem_bf16),
             ("head", _head_points(grid), time_head),
         ):
             rows = []
@@ -434,7 +455,7 @@ def measure(
                 tick(kind)
             table[kind] = rows
         for n in range(2, max(1, int(passes)) + 1):  # later passes: a slow state rarely lasts
-            for kind, timer in (("binary_conv", time_binary), ("float_conv", time_float)):
+            for kind, timer in CONV_TIMERS:
                 for row in table[kind]:
                     p = {k: v for k, v in row.items() if k != "ms"}
                     row["ms"] = min(row["ms"], timer(p, rng, grid.target_s))

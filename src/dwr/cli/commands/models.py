@@ -8,6 +8,7 @@ from dwr.backbones import get_spec, list_models
 from dwr.cli.options import (
     add_input_size_argument,
     add_model_arguments,
+    add_stem_precision_argument,
     print_json,
     spec_from_args,
     threads_type,
@@ -28,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--latency", action="store_true", help="predicted engine ms per op")
     p.add_argument("--threads", type=threads_type, default=1, help="threads for --latency (1)")
+    add_stem_precision_argument(p, "f32")
     p.set_defaults(func=run_summary)
 
 
@@ -71,7 +73,9 @@ def run_summary(args: argparse.Namespace) -> int:
     spec.output_size(*input_size[1:])  # a clear error if the input is too small
     with torch.device("meta"):  # shapes only: no memory, no weight init, any input size
         report = count_cost(build(spec), tuple(input_size))
-    latency = _latency(spec, input_size, args.threads) if args.latency else None
+    latency = (
+        _latency(spec, input_size, args.threads, args.stem_precision) if args.latency else None
+    )
     if args.json:
         print_json(
             {
@@ -111,7 +115,8 @@ def run_summary(args: argparse.Namespace) -> int:
     return 0
 
 
-def _latency(spec, input_size, threads: int) -> dict:
+def _latency(spec, input_size, threads: int, stem_precision: str = "f32") -> dict:
     from dwr.cost.latency import predict
 
-    return predict(spec, input_size=tuple(input_size), threads=threads).to_dict()
+    report = predict(spec, None, tuple(input_size), threads, stem_precision)
+    return report.to_dict()
