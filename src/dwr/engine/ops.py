@@ -32,11 +32,11 @@ import numpy as np
 from dwr.engine import _kernels
 from dwr.engine.pack import ceil4, words
 from dwr.errors import DwrError
-from dwr.lowering.ops import check_unit
+from dwr.lowering.ops import ACTIVATIONS, STEM_POOLS, check_unit
 
-ACTS = {"none": 0, "hardtanh": 1, "rprelu": 2}
-POOLS = ("none", "max3", "max2")
-POOL_GEOMETRY = {"max3": (3, 2, 1), "max2": (2, 2, 0)}  # (kernel, stride, padding)
+ACTS = ACTIVATIONS
+POOLS = tuple(STEM_POOLS)
+POOL_GEOMETRY = {k: v for k, v in STEM_POOLS.items() if v}  # (kernel, stride, padding)
 #: Precisions of the stem conv: exact f32 (the default), or weights and input rounded to bf16
 #: with the products summed in f32 (VDPBF16PS where the CPU has AVX512_BF16).
 STEM_PRECISIONS = ("f32", "bf16")

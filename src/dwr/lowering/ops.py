@@ -24,8 +24,8 @@ import numpy as np
 from dwr.backbones.units import SHORTCUT_KINDS as SHORTCUTS
 from dwr.errors import DwrError
 
-#: Activations after a unit's (or the stem's) batch norm.
-ACTIVATIONS = ("none", "hardtanh", "rprelu")
+#: Activations after a unit's (or the stem's) batch norm, as the kernels number them.
+ACTIVATIONS = {"none": 0, "hardtanh": 1, "rprelu": 2}
 #: Stem pools by name, and their ``(kernel, stride, padding)``.
 STEM_POOLS = {"none": None, "max3": (3, 2, 1), "max2": (2, 2, 0)}
 
