@@ -3,6 +3,7 @@
 #include "float_conv.h"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "kernels/kernels.h"
@@ -12,15 +13,18 @@ namespace dwr {
 
 namespace {
 
-// A zero-padded NHWC copy of each image, so that the inner loops have no bounds checks; each
-// input value passes through cvt (identity, or rounding to bf16). `slack` zeros follow the
-// last image (the native bf16 kernel's last pair of taps may read one element past a row).
-template <typename T, typename Cvt>
-std::vector<T> padded_copy(const FloatConvArgs& a, const float* in, Cvt cvt, int slack) {
+// A padded NHWC copy of each image, so that the inner loops have no bounds checks; each
+// input value of image n passes through cvt_of(n) (identity, rounding to bf16, or the int8
+// quantizer with the image's scale) and the padding holds `fill`. `slack` fill values follow
+// the last image (the native bf16 and int8 kernels' last taps may read past a row).
+template <typename T, typename CvtOf>
+std::vector<T> padded_copy(const FloatConvArgs& a, const float* in, CvtOf cvt_of, int slack,
+                           T fill = T(0)) {
   const int Hp = a.H + 2 * a.pad, Wp = a.W + 2 * a.pad;
   const int64_t img = static_cast<int64_t>(Hp) * Wp * a.C;
-  std::vector<T> xp(static_cast<size_t>(a.N * img + slack), T(0));
-  for (int n = 0; n < a.N; ++n)
+  std::vector<T> xp(static_cast<size_t>(a.N * img + slack), fill);
+  for (int n = 0; n < a.N; ++n) {
+    const auto cvt = cvt_of(n);
     for (int y = 0; y < a.H; ++y) {
       T* dst = xp.data() + n * img + (static_cast<int64_t>(y + a.pad) * Wp + a.pad) * a.C;
       if (!a.nchw) {
@@ -33,7 +37,14 @@ std::vector<T> padded_copy(const FloatConvArgs& a, const float* in, Cvt cvt, int
         for (int x = 0; x < a.W; ++x) dst[static_cast<int64_t>(x) * a.C + c] = cvt(src[x]);
       }
     }
+  }
   return xp;
+}
+
+// The same conversion for every image.
+template <typename Cvt>
+auto every_image(Cvt cvt) {
+  return [cvt](int) { return cvt; };
 }
 
 // Every output row of every image, one task each, by the table's row kernel.
@@ -47,21 +58,59 @@ void conv_rows(const FloatConvArgs& a, const std::vector<T>& xp, Row row, float*
   });
 }
 
+// The int8 stem: each image quantized by its own scale into a u8 copy (xq + 128, padding
+// 128), then every row by the int8 row kernel with scale[o] = s_x * wscale[o] of its image.
+void float_conv_int8(const FloatConvArgs& a, const float* in, float* out) {
+  const int64_t img = static_cast<int64_t>(a.H) * a.W * a.C;
+  std::vector<float> s_x(a.N), scale(static_cast<size_t>(a.N) * a.Op);
+  for (int n = 0; n < a.N; ++n) {
+    s_x[n] = int8_input_scale(in + n * img, img);
+    for (int o = 0; o < a.Op; ++o) scale[static_cast<size_t>(n) * a.Op + o] = s_x[n] * a.wscale[o];
+  }
+  const auto quantizer = [&](int n) {
+    const float s = s_x[n];
+    return [s](float v) { return int8_quantize(v, s); };
+  };
+  const std::vector<uint8_t> xp = padded_copy<uint8_t>(a, in, quantizer, 3, uint8_t{128});
+  const auto row = int8_row();
+  const int Wp = a.W + 2 * a.pad;
+  const int64_t pimg = static_cast<int64_t>(a.H + 2 * a.pad) * Wp * a.C;
+  parallel_for(a.N * a.OH, [&](int task) {
+    const int n = task / a.OH, oy = task % a.OH;
+    row(a, xp.data() + n * pimg, Wp, oy, scale.data() + static_cast<size_t>(n) * a.Op,
+        out + static_cast<int64_t>(n) * a.OH * a.OW * a.O);
+  });
+}
+
 }  // namespace
+
+float int8_input_scale(const float* x, int64_t n) {
+  uint32_t m = 0;  // max |x| as bits: non-negative floats order as their bits do
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, x + i, sizeof u);
+    m = std::max(m, u & 0x7FFFFFFFu);
+  }
+  float v;
+  std::memcpy(&v, &m, sizeof v);
+  return v / 127.0f;
+}
 
 void float_conv(const FloatConvArgs& a, const float* in, float* out) {
   if (a.N == 0 || a.OH == 0 || a.OW == 0) return;
+  if (a.wq) return float_conv_int8(a, in, out);
   // lambdas, not function pointers: the conversion inlines into the copy's loops
   const auto native = a.bf16 && a.wbf ? native_bf16_row() : nullptr;
   if (native) {
-    const auto bits = [](float v) { return bf16_bits(v); };
+    const auto bits = every_image([](float v) { return bf16_bits(v); });
     return conv_rows(a, padded_copy<uint16_t>(a, in, bits, 2), native, out);
   }
   const auto row = kernels().float_conv_row;
   if (a.bf16)
-    return conv_rows(a, padded_copy<float>(a, in, [](float v) { return bf16_round(v); }, 0),
-                     row, out);
-  conv_rows(a, padded_copy<float>(a, in, [](float v) { return v; }, 0), row, out);
+    return conv_rows(
+        a, padded_copy<float>(a, in, every_image([](float v) { return bf16_round(v); }), 0), row,
+        out);
+  conv_rows(a, padded_copy<float>(a, in, every_image([](float v) { return v; }), 0), row, out);
 }
 
 namespace {
