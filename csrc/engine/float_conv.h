@@ -5,6 +5,7 @@
 // (PyTorch's OpenMP team and ours) starve each other on a few cores, so before this the
 // stem ran on one thread and capped end-to-end scaling.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -60,15 +61,12 @@ inline float bf16_round(float x) {
 // The input scale of one image (n values): s_x = max|x| / 127, in f32.
 float int8_input_scale(const float* x, int64_t n);
 
-// x quantized by s_x (the int8 stem): round(x / s_x) to nearest even, clamped to [-127, 127],
-// plus 128 (0 where s_x is 0).
+// Finite x quantized by s_x > 0 (the int8 stem): round(x / s_x) to nearest, ties to even (by
+// adding and subtracting 1.5 * 2^23), clamped to [-127, 127], plus 128. No float compares,
+// so that loops of it vectorize.
 inline uint8_t int8_quantize(float x, float s) {
-  if (!(s > 0.0f)) return 128;
-  float r = x / s;
-  r = r < 127.0f ? r : 127.0f;  // NaN -> 127
-  r = r > -127.0f ? r : -127.0f;
-  r = (r + 12582912.0f) - 12582912.0f;  // to nearest, ties to even (1.5 * 2^23)
-  return static_cast<uint8_t>(static_cast<int>(r) + 128);
+  const int q = static_cast<int>((x / s + 12582912.0f) - 12582912.0f);
+  return static_cast<uint8_t>(std::min(std::max(q, -127), 127) + 128);
 }
 
 // out[n][y][x][o] = act(bias[o] + sum_{ky,kx,c} in[n][y*s+ky-p][x*s+kx-p][c] * w[ky][kx][c][o]).
