@@ -22,18 +22,15 @@ namespace dwr {
 
 namespace {
 
-// A padded NHWC copy of each image, so that the inner loops have no bounds checks; each
-// input value of image n passes through cvt_of(n) (identity, rounding to bf16, or the int8
-// quantizer with the image's scale) and the padding holds `fill`. `slack` fill values follow
-// the last image (the native bf16 and int8 kernels' last taps may read past a row).
-template <typename T, typename CvtOf>
-std::vector<T> padded_copy(const FloatConvArgs& a, const float* in, CvtOf cvt_of, int slack,
-                           T fill = T(0)) {
+// A zero-padded NHWC copy of each image, so that the inner loops have no bounds checks; each
+// input value passes through cvt (identity, or rounding to bf16). `slack` zeros follow the
+// last image (the native bf16 kernel's last pair of taps may read one element past a row).
+template <typename T, typename Cvt>
+std::vector<T> padded_copy(const FloatConvArgs& a, const float* in, Cvt cvt, int slack) {
   const int Hp = a.H + 2 * a.pad, Wp = a.W + 2 * a.pad;
   const int64_t img = static_cast<int64_t>(Hp) * Wp * a.C;
-  std::vector<T> xp(static_cast<size_t>(a.N * img + slack), fill);
-  for (int n = 0; n < a.N; ++n) {
-    const auto cvt = cvt_of(n);
+  std::vector<T> xp(static_cast<size_t>(a.N * img + slack), T(0));
+  for (int n = 0; n < a.N; ++n)
     for (int y = 0; y < a.H; ++y) {
       T* dst = xp.data() + n * img + (static_cast<int64_t>(y + a.pad) * Wp + a.pad) * a.C;
       if (!a.nchw) {
@@ -46,14 +43,7 @@ std::vector<T> padded_copy(const FloatConvArgs& a, const float* in, CvtOf cvt_of
         for (int x = 0; x < a.W; ++x) dst[static_cast<int64_t>(x) * a.C + c] = cvt(src[x]);
       }
     }
-  }
   return xp;
-}
-
-// The same conversion for every image.
-template <typename Cvt>
-auto every_image(Cvt cvt) {
-  return [cvt](int) { return cvt; };
 }
 
 // Every output row of every image, one task each, by the table's row kernel.
@@ -68,7 +58,8 @@ void conv_rows(const FloatConvArgs& a, const std::vector<T>& xp, Row row, float*
 }
 
 // n values quantized by s > 0 (a loop of its own, so that it vectorizes).
-DWR_CLONES void quantize(const float* __restrict src, int64_t n, float s, uint8_t* __restrict dst) {
+DWR_CLONES void quantize(const float* __restrict src, int64_t n, float s,
+                         uint8_t* __restrict dst) {
   for (int64_t i = 0; i < n; ++i) dst[i] = int8_quantize(src[i], s);
 }
 
@@ -79,7 +70,7 @@ DWR_CLONES void quantize(const float* __restrict src, int64_t n, float s, uint8_
 void float_conv_int8(const FloatConvArgs& a, const float* in, float* out) {
   const int Wp = a.W + 2 * a.pad;
   const int64_t pimg = static_cast<int64_t>(a.H + 2 * a.pad) * Wp * a.C;
-  const std::vector<float> xf = padded_copy<float>(a, in, every_image([](float v) { return v; }), 0);
+  const std::vector<float> xf = padded_copy<float>(a, in, [](float v) { return v; }, 0);
   std::vector<uint8_t> xp(static_cast<size_t>(a.N * pimg + 3), uint8_t{128});
   std::vector<float> scale(static_cast<size_t>(a.N) * a.Op);
   for (int n = 0; n < a.N; ++n) {
@@ -117,15 +108,14 @@ void float_conv(const FloatConvArgs& a, const float* in, float* out) {
   // lambdas, not function pointers: the conversion inlines into the copy's loops
   const auto native = a.bf16 && a.wbf ? native_bf16_row() : nullptr;
   if (native) {
-    const auto bits = every_image([](float v) { return bf16_bits(v); });
+    const auto bits = [](float v) { return bf16_bits(v); };
     return conv_rows(a, padded_copy<uint16_t>(a, in, bits, 2), native, out);
   }
   const auto row = kernels().float_conv_row;
   if (a.bf16)
-    return conv_rows(
-        a, padded_copy<float>(a, in, every_image([](float v) { return bf16_round(v); }), 0), row,
-        out);
-  conv_rows(a, padded_copy<float>(a, in, every_image([](float v) { return v; }), 0), row, out);
+    return conv_rows(a, padded_copy<float>(a, in, [](float v) { return bf16_round(v); }, 0),
+                     row, out);
+  conv_rows(a, padded_copy<float>(a, in, [](float v) { return v; }, 0), row, out);
 }
 
 namespace {
