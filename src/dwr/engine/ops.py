@@ -318,6 +318,10 @@ class FloatConv(Op):
         )
         _check(self.pool in POOLS, f"{self.name}: unknown pool {self.pool!r}")
         self.rprelu = _act_arrays(self.act, self.rprelu, o, self.name)
+        _check(
+            self.precision != "int8" or self.w[0].size * 127 * 127 < 2**31,
+            f"{self.name}: an int8 stem's dot products must fit in int32 (C*k*k < 133143)",
+        )
         self._wk, self._bk = _float_conv_layout(self.w, self.b)
         self._wbf = _bf16_pairs(self._wk) if self.precision == "bf16" else None
         self._int8 = _int8_quads(self.w) if self.precision == "int8" else None
