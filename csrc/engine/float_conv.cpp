@@ -11,8 +11,9 @@
 
 // The int8 stem's two passes over each image (its max |x|, its quantization) are plain loops
 // that the compiler vectorizes; on x86 it also builds AVX2 and AVX-512 copies of them, picked
-// at load by CPUID (exact integer and IEEE operations, so every copy gives the same bytes).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// at load by CPUID (exact integer and IEEE operations, so every copy gives the same bytes;
+// GCC on Linux only: the clones are resolved through an ifunc).
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
 #define DWR_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define DWR_CLONES
