@@ -1,13 +1,14 @@
-"""The engine's stem precision, f32 against bf16, side by side: speed and accuracy cost.
+"""The engine's stem precisions, f32, bf16 and int8, side by side: speed and accuracy cost.
 
     python benchmarks/stem_precision.py [--rounds 5] [--repeats 30]
         [--checkpoint CKPT ...] [--cifar DIR] [--images 1000]
         [--out benchmarks/results/stem_precision.json]
 
 - speed: ``birealnet18`` (224x224, batch 1, one thread), end to end and the stem op alone
-  (7x7 conv, BN folded, 3x3 max-pool), both engines timed in every round, the order
+  (7x7 conv, BN folded, 3x3 max-pool), every precision timed in every round, the order
   alternating; each figure is the minimum over repeats and rounds (the host may be shared).
-- accuracy: top-1 agreement of the two engines' argmax and their largest |logit difference|,
+- accuracy: top-1 agreement of each opt-in engine's argmax with the f32 engine's and their
+  largest |logit difference|,
   on ``birealnet18`` and ``resnet20_cifar`` with trained-like random weights
   (tests/engine/engine_helpers.py ``randomize``: BN statistics, RSign/RPReLU shifts) over
   Gaussian inputs (or CIFAR test images for the CIFAR model with ``--cifar``), and on each
@@ -44,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "engin
 from engine_helpers import randomize  # noqa: E402 - the tests' trained-like weights
 
 OUT = Path(__file__).resolve().parent / "results" / "stem_precision.json"
+OPT_IN = [p for p in STEM_PRECISIONS if p != "f32"]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -75,7 +77,7 @@ def engines(model: torch.nn.Module) -> dict[str, engine.CompiledModel]:
 
 
 def time_birealnet18(rounds: int, repeats: int) -> dict[str, Any]:
-    """End-to-end and stem-op minima of both precisions, interleaved over ``rounds``."""
+    """End-to-end and stem-op minima of every precision, interleaved over ``rounds``."""
     engine.set_num_threads(1)
     comps = engines(randomize(create_model("birealnet18")))
     x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
@@ -98,18 +100,17 @@ def logits_of(comp: engine.CompiledModel, x: np.ndarray) -> np.ndarray:
 
 
 def agreement(comps: dict, x: np.ndarray, labels=None, level=None) -> dict[str, Any]:
-    """Argmax agreement and max |logit difference| of the bf16 engine against the f32 one;
+    """Argmax agreement and max |logit difference| of each opt-in engine (keys suffixed
+    ``_bf16``, ``_int8``) against the f32 one;
     with ``level`` (one pixel level, 1/255, in normalised units per channel), also the f32
     engine's agreement with itself on images jittered by -1, 0 or +1 level per value: how
     much a perturbation below the images' own quantisation moves these predictions."""
     logits = {p: logits_of(c, x) for p, c in comps.items()}
-    a, b = logits["f32"], logits["bf16"]
-    row = {
-        "images": len(x),
-        "top1_agreement": float((a.argmax(1) == b.argmax(1)).mean()),
-        "max_abs_logit_diff": float(np.abs(a - b).max()),
-        "max_abs_logit": float(np.abs(a).max()),
-    }
+    a = logits["f32"]
+    row: dict[str, Any] = {"images": len(x), "max_abs_logit": float(np.abs(a).max())}
+    for p in OPT_IN:
+        row[f"top1_agreement_{p}"] = float((a.argmax(1) == logits[p].argmax(1)).mean())
+        row[f"max_abs_logit_diff_{p}"] = float(np.abs(a - logits[p]).max())
     if level is not None:
         steps = np.random.default_rng(2).integers(-1, 2, x.shape).astype(np.float32)
         jittered = (x + steps * np.asarray(level, np.float32)[None, :, None, None]).astype(x.dtype)
@@ -169,13 +170,33 @@ def checkpoint_row(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     return {"model": f"{meta['spec'].get('name')} ({path})", "inputs": "cifar10 test", **row}
 
 
+def print_row(r: dict[str, Any]) -> None:
+    """One accuracy row: each opt-in precision's agreement, then the f32 yardsticks."""
+    print(
+        f"{r['model']}, {r['images']} {r['inputs']} images (max |logit| {r['max_abs_logit']:.3g})"
+    )
+    for p in OPT_IN:
+        acc = ""
+        if f"top1_accuracy_{p}" in r:
+            acc = f"; top-1 f32 {r['top1_accuracy_f32']:.2%} {p} {r[f'top1_accuracy_{p}']:.2%}"
+        print(
+            f"  {p}: argmax agrees on {r[f'top1_agreement_{p}']:.2%}, max |logit diff| "
+            f"{r[f'max_abs_logit_diff_{p}']:.3g}{acc}"
+        )
+    if "top1_agreement_f32_pixel_jitter" in r:
+        print(f"  f32 vs itself, +-1 pixel level: {r['top1_agreement_f32_pixel_jitter']:.2%}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.manual_seed(0)
     load_before = os.getloadavg()[0]
     info = cpu_info()
     print(describe_cpu(info))
-    print(f"kernel {engine.kernel_isa()}, native bf16 stem: {_kernels.bf16_native()}")
+    print(
+        f"kernel {engine.kernel_isa()}, native bf16 stem: {_kernels.bf16_native()}, "
+        f"native int8 stem: {_kernels.int8_native()}"
+    )
     speed = time_birealnet18(args.rounds, args.repeats)
     print(
         f"\nbirealnet18 224x224, batch 1, 1 thread (min of {args.rounds} rounds x {args.repeats})"
@@ -183,26 +204,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'stem':6s} {'end to end ms':>14s} {'stem op ms':>11s}")
     for p, row in speed.items():
         print(f"{p:6s} {row['end_to_end_ms']:14.3f} {row['stem_ms']:11.3f}")
-    f32, bf16 = speed["f32"], speed["bf16"]
-    ratio = {k: f32[k] / bf16[k] for k in f32}
-    print(f"bf16 vs f32: stem {ratio['stem_ms']:.2f}x, end to end {ratio['end_to_end_ms']:.2f}x")
+    for p in OPT_IN:
+        ratio = {k: speed["f32"][k] / speed[p][k] for k in speed["f32"]}
+        print(f"{p} vs f32: stem {ratio['stem_ms']:.2f}x, end to end {ratio['end_to_end_ms']:.2f}x")
     rows = accuracy_rows(args)
-    print("\naccuracy cost (bf16 engine against the f32 engine)")
+    print("\naccuracy cost (each opt-in engine against the f32 engine)")
     for r in rows:
-        acc = ""
-        if "top1_agreement_f32_pixel_jitter" in r:
-            acc += f"; f32 vs itself, +-1 pixel level: {r['top1_agreement_f32_pixel_jitter']:.2%}"
-        if "top1_accuracy_f32" in r:
-            acc += f"; top-1 f32 {r['top1_accuracy_f32']:.2%} bf16 {r['top1_accuracy_bf16']:.2%}"
-        print(
-            f"{r['model']}, {r['images']} {r['inputs']} images: argmax agrees on "
-            f"{r['top1_agreement']:.2%}, max |logit diff| {r['max_abs_logit_diff']:.3g} "
-            f"(max |logit| {r['max_abs_logit']:.3g}){acc}"
-        )
+        print_row(r)
     result = {
         "cpu": info,
         "kernel": engine.kernel_isa(),
         "native_bf16": bool(_kernels.bf16_native()),
+        "native_int8": bool(_kernels.int8_native()),
         "rounds": args.rounds,
         "repeats": args.repeats,
         "load_average_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],

@@ -188,15 +188,17 @@ def test_popcount_peak_counts_its_macs():
     assert got["stages.1.0"] == 16 * 16 * 32 * 16 * 9
 
 
-def test_stem_precision_benchmark_writes_both_precisions(tmp_path, capsys):
-    """One round, one call each: both precisions timed, agreement rows in [0, 1], one JSON."""
+def test_stem_precision_benchmark_writes_every_precision(tmp_path, capsys):
+    """One round, one call each: every precision timed, agreement rows in [0, 1], one JSON."""
     sp = load_benchmark("stem_precision")
     out = tmp_path / "s.json"
     args = ["--rounds", "1", "--repeats", "1", "--images", "2", "--out", str(out)]
     assert sp.main(args) == 0
     r = json.loads(out.read_text())
-    assert set(r["birealnet18"]) == {"f32", "bf16"}
+    assert set(r["birealnet18"]) == {"f32", "bf16", "int8"}
     assert all(v["stem_ms"] > 0 and v["end_to_end_ms"] > 0 for v in r["birealnet18"].values())
     assert [row["images"] for row in r["accuracy"]] == [2, 2]
-    assert all(0 <= row["top1_agreement"] <= 1 for row in r["accuracy"])
-    assert "bf16 vs f32" in capsys.readouterr().out
+    for p in ("bf16", "int8"):
+        assert all(0 <= row[f"top1_agreement_{p}"] <= 1 for row in r["accuracy"])
+    out = capsys.readouterr().out
+    assert "bf16 vs f32" in out and "int8 vs f32" in out

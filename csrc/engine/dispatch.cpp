@@ -109,6 +109,13 @@ decltype(Kernels::float_conv_row_bf16) native_bf16_row() {
   return k.float_conv_row_bf16 && k.bf16_supported() ? k.float_conv_row_bf16 : nullptr;
 }
 
+decltype(Kernels::float_conv_row_int8) int8_row(bool* native) {
+  const Kernels& k = kernels();
+  const bool own = k.float_conv_row_int8 && k.int8_supported();
+  if (native) *native = own && &k != portable_kernels();
+  return own ? k.float_conv_row_int8 : portable_kernels()->float_conv_row_int8;
+}
+
 const char* kernel_isa() { return kernels().name; }
 
 const char* load_isa() { return at_load()->name; }

@@ -3,10 +3,21 @@
 #include "float_conv.h"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "kernels/kernels.h"
 #include "threads.h"
+
+// The int8 stem's two passes over each image (its max |x|, its quantization) are plain loops
+// that the compiler vectorizes; on x86 it also builds AVX2 and AVX-512 copies of them, picked
+// at load by CPUID (exact integer and IEEE operations, so every copy gives the same bytes;
+// GCC on Linux only: the clones are resolved through an ifunc).
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
+#define DWR_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#else
+#define DWR_CLONES
+#endif
 
 namespace dwr {
 
@@ -47,10 +58,54 @@ void conv_rows(const FloatConvArgs& a, const std::vector<T>& xp, Row row, float*
   });
 }
 
+// n values quantized by s > 0 (a loop of its own, so that it vectorizes).
+DWR_CLONES void quantize(const float* __restrict src, int64_t n, float s,
+                         uint8_t* __restrict dst) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = int8_quantize(src[i], s);
+}
+
+// The int8 stem: each image quantized by its own scale into a u8 copy (xq + 128, padding
+// 128), then every row by the int8 row kernel with scale[o] = s_x * wscale[o] of its image.
+// The zero-padded f32 copy comes first: quantizing it is one contiguous loop that vectorizes
+// (0 quantizes to 128), and its max |x| is the image's.
+void float_conv_int8(const FloatConvArgs& a, const float* in, float* out) {
+  const int Wp = a.W + 2 * a.pad;
+  const int64_t pimg = static_cast<int64_t>(a.H + 2 * a.pad) * Wp * a.C;
+  const std::vector<float> xf = padded_copy<float>(a, in, [](float v) { return v; }, 0);
+  std::vector<uint8_t> xp(static_cast<size_t>(a.N * pimg + 3), uint8_t{128});
+  std::vector<float> scale(static_cast<size_t>(a.N) * a.Op);
+  for (int n = 0; n < a.N; ++n) {
+    const float* src = xf.data() + n * pimg;
+    const float s = int8_input_scale(src, pimg);
+    for (int o = 0; o < a.Op; ++o) scale[static_cast<size_t>(n) * a.Op + o] = s * a.wscale[o];
+    if (!(s > 0.0f)) continue;  // an all-zero image: every xq is 0 (u8 128)
+    quantize(src, pimg, s, xp.data() + n * pimg);
+  }
+  const auto row = int8_row();
+  parallel_for(a.N * a.OH, [&](int task) {
+    const int n = task / a.OH, oy = task % a.OH;
+    row(a, xp.data() + n * pimg, Wp, oy, scale.data() + static_cast<size_t>(n) * a.Op,
+        out + static_cast<int64_t>(n) * a.OH * a.OW * a.O);
+  });
+}
+
 }  // namespace
+
+DWR_CLONES float int8_input_scale(const float* x, int64_t n) {
+  uint32_t m = 0;  // max |x| as bits: non-negative floats order as their bits do
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, x + i, sizeof u);
+    m = std::max(m, u & 0x7FFFFFFFu);
+  }
+  float v;
+  std::memcpy(&v, &m, sizeof v);
+  return v / 127.0f;
+}
 
 void float_conv(const FloatConvArgs& a, const float* in, float* out) {
   if (a.N == 0 || a.OH == 0 || a.OW == 0) return;
+  if (a.wq) return float_conv_int8(a, in, out);
   // lambdas, not function pointers: the conversion inlines into the copy's loops
   const auto native = a.bf16 && a.wbf ? native_bf16_row() : nullptr;
   if (native) {

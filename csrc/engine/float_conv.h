@@ -5,6 +5,7 @@
 // (PyTorch's OpenMP team and ours) starve each other on a few cores, so before this the
 // stem ran on one thread and capped end-to-end scaling.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -29,6 +30,16 @@ struct FloatConvArgs {
   // kernel; tables without one run float_conv_row on the rounded f32 values.
   bool bf16 = false;
   const uint16_t* wbf = nullptr;
+  // The int8 stem (set wq): weights quantized per output channel at convert time, wq[o] =
+  // round(w[o] / wscale[o]) in [-127, 127], as quads along the taps, [k][ceil(k*C/4)][Op][4]
+  // (zeros pad the last quad), and wsum[o] = sum of wq[o] over all taps. Each image is
+  // quantized on the fly, xq = round(x / s_x) with s_x = max|x| / 127, and stored as u8
+  // xq + 128 (padding 128): sum (xq + 128) wq - 128 wsum is the exact int32 dot product on
+  // every ISA, and the epilogue float(dot) * (s_x * wscale[o]) + bias[o] rounds identically.
+  const int8_t* wq = nullptr;
+  const int32_t* wsum = nullptr;
+  const float* wscale = nullptr;
+  const float* row_scale = nullptr;  // s_x * wscale[o] of the row's image (set per row)
 };
 
 // The bf16 bits of x, rounded to nearest, ties to even (a NaN stays a quiet NaN).
@@ -45,6 +56,17 @@ inline float bf16_round(float x) {
   float y;
   std::memcpy(&y, &u, sizeof y);
   return y;
+}
+
+// The input scale of one image (n values): s_x = max|x| / 127, in f32.
+float int8_input_scale(const float* x, int64_t n);
+
+// Finite x quantized by s_x > 0 (the int8 stem): round(x / s_x) to nearest, ties to even (by
+// adding and subtracting 1.5 * 2^23), clamped to [-127, 127], plus 128. No float compares,
+// so that loops of it vectorize.
+inline uint8_t int8_quantize(float x, float s) {
+  const int q = static_cast<int>((x / s + 12582912.0f) - 12582912.0f);
+  return static_cast<uint8_t>(std::min(std::max(q, -127), 127) + 128);
 }
 
 // out[n][y][x][o] = act(bias[o] + sum_{ky,kx,c} in[n][y*s+ky-p][x*s+kx-p][c] * w[ky][kx][c][o]).

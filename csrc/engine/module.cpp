@@ -283,6 +283,72 @@ NB_MODULE(_kernels, m) {
       "and wbf (the weights as bf16 tap pairs) is given.");
 
   m.def(
+      "float_conv_int8",
+      [](Arr<const float> x, Arr<const int8_t> wq, Arr<const int32_t> wsum,
+         Arr<const float> wscale, int O, int stride, int pad, Arr<const float> bias, int act,
+         Arr<const float> act_in, Arr<const float> act_slope, Arr<const float> act_out,
+         Arr<float> out, bool nchw) {
+        require(x.ndim() == 4 && wq.ndim() == 4 && out.ndim() == 4,
+                "x, wq and out must be 4-D (NHWC or NCHW, [k, ceil(k*C/4), ceil8(O), 4], NHWC)");
+        dwr::FloatConvArgs a{};
+        a.nchw = nchw;
+        a.N = static_cast<int>(x.shape(0));
+        a.H = static_cast<int>(x.shape(nchw ? 2 : 1));
+        a.W = static_cast<int>(x.shape(nchw ? 3 : 2));
+        a.C = static_cast<int>(x.shape(nchw ? 1 : 3));
+        a.k = static_cast<int>(wq.shape(0));
+        a.O = O;
+        a.Op = (O + 7) / 8 * 8;
+        require(O >= 1 && a.C >= 1 && a.k >= 1 && a.k <= 15 && stride >= 1 && pad >= 0 &&
+                    pad < a.k,
+                "bad conv parameters (need 1 <= k <= 15, 0 <= pad < k, stride >= 1)");
+        const size_t quads = (static_cast<size_t>(a.k) * a.C + 3) / 4;
+        require(wq.shape(1) == quads && wq.shape(2) == static_cast<size_t>(a.Op) &&
+                    wq.shape(3) == 4,
+                "wq must be [k, ceil(k*C/4), ceil8(O), 4] int8");
+        require(a.H + 2 * pad >= a.k && a.W + 2 * pad >= a.k, "input smaller than the kernel");
+        a.stride = stride;
+        a.pad = pad;
+        a.OH = (a.H + 2 * pad - a.k) / stride + 1;
+        a.OW = (a.W + 2 * pad - a.k) / stride + 1;
+        require(out.shape(0) == x.shape(0) && out.shape(1) == static_cast<size_t>(a.OH) &&
+                    out.shape(2) == static_cast<size_t>(a.OW) &&
+                    out.shape(3) == static_cast<size_t>(O),
+                "output has the wrong shape");
+        a.wq = wq.data();
+        require(wsum.ndim() == 1 && wsum.shape(0) == static_cast<size_t>(a.Op),
+                "wsum must be [ceil8(O)] int32");
+        a.wsum = wsum.data();
+        a.wscale = optional_vec(wscale, a.Op, "wscale (padded to ceil8(O))");
+        a.bias = optional_vec(bias, a.Op, "bias (padded to ceil8(O))");
+        require(a.bias != nullptr && a.wscale != nullptr, "bias and wscale are required");
+        const ActVectors v = activation(act, act_in, act_slope, act_out, a.Op);
+        a.act = act;
+        a.act_in = v.in;
+        a.act_slope = v.slope;
+        a.act_out = v.out;
+        nb::gil_scoped_release release;
+        dwr::float_conv(a, x.data(), out.data());
+      },
+      "x"_a.noconvert(), "wq"_a.noconvert(), "wsum"_a.noconvert(), "wscale"_a.noconvert(),
+      "O"_a, "stride"_a, "pad"_a, "bias"_a.noconvert(), "act"_a, "act_in"_a.noconvert().none(),
+      "act_slope"_a.noconvert().none(), "act_out"_a.noconvert().none(), "out"_a.noconvert(),
+      "nchw"_a = false,
+      "The int8 stem: act(float(dot) * (s_x * wscale[o]) + bias[o]), dot the exact int32 conv "
+      "of each image quantized by s_x = max|x| / 127 (round(x / s_x), to nearest even, in "
+      "[-127, 127]) with the per-channel int8 weights wq ([k, ceil(k*C/4), ceil8(O), 4] tap "
+      "quads); wsum[o] = sum of wq[o]. VPDPBUSD where the table and CPU have AVX512_VNNI.");
+
+  m.def(
+      "int8_native",
+      [] {
+        bool native = false;
+        dwr::int8_row(&native);
+        return native;
+      },
+      "Whether the int8 stem runs a native (VNNI) kernel: the active table's, on this CPU.");
+
+  m.def(
       "bf16_native", [] { return dwr::native_bf16_row() != nullptr; },
       "Whether a bf16 stem runs a native bf16 kernel (the active table's, on this CPU).");
 

@@ -43,12 +43,14 @@ def synthetic_table(threads: int = 1, **key) -> dict:
     per.update(pack_input=0.2, pack_input_shift=0.3, zero_pad=1.0, maxpool3=0.4, maxpool2=0.3)
     per.update(maxpool2_bits=0.05, avgpool=0.2, channel_adapter=2.0)
     stems = [{**r, "ms": r["ms"] / 2} for r in floats if r["k"] > 1]  # bf16 twice as fast
+    stems8 = [{**r, "ms": r["ms"] / 4} for r in floats if r["k"] > 1]  # int8 four times
     table = {
         "format": 1,
         "grid": "synthetic",
         "binary_conv": binary,
         "float_conv": floats,
         "stem_bf16": stems,
+        "stem_int8": stems8,
         "head": heads,
         "per_element_ns": per,
         "call_ms": 0.01,
@@ -142,6 +144,21 @@ def test_a_bf16_stem_is_priced_from_its_own_rows():
     pool = table.per_element_ms("maxpool3", stem32.conv_hw(stem32.in_hw)[0] ** 2 * 64)
     assert ms16 - pool == pytest.approx((ms32 - pool) / 2, rel=1e-9)
     assert [ms for _, ms in f32.ops[1:]] == [ms for _, ms in bf16.ops[1:]]
+    assert latency.predict(spec, table).ops[0][0].precision == "f32"  # the cache is untouched
+
+
+def test_an_int8_stem_is_priced_from_its_own_rows():
+    """``stem_precision="int8"`` prices the stem from the int8 rows (here a quarter of the
+    f32 time) and leaves every other op as it was."""
+    table = latency.LatencyTable(synthetic_table())
+    spec = get_spec("birealnet18")
+    f32 = latency.predict(spec, table)
+    int8 = latency.predict(spec, table, stem_precision="int8")
+    (stem32, ms32), (stem8, ms8) = f32.ops[0], int8.ops[0]
+    assert stem32.precision == "f32" and stem8.precision == "int8"
+    pool = table.per_element_ms("maxpool3", stem32.conv_hw(stem32.in_hw)[0] ** 2 * 64)
+    assert ms8 - pool == pytest.approx((ms32 - pool) / 4, rel=1e-9)
+    assert [ms for _, ms in f32.ops[1:]] == [ms for _, ms in int8.ops[1:]]
     assert latency.predict(spec, table).ops[0][0].precision == "f32"  # the cache is untouched
 
 

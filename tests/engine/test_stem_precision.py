@@ -185,8 +185,8 @@ def _saved(comp: CompiledModel, tmp_path: Path) -> Path:
 
 def test_bad_precision_is_one_dwr_error_line(tmp_path):
     model = random_model("resnet20_cifar")
-    for bad in ("int8", "BF16", "", None, 16):
-        with pytest.raises(DwrError, match="stem precision must be one of f32, bf16") as e:
+    for bad in ("int4", "BF16", "", None, 16):
+        with pytest.raises(DwrError, match="stem precision must be one of f32, bf16, int8") as e:
             engine.convert(model, stem_precision=bad)
         assert "\n" not in str(e.value)
     path = _saved(engine.convert(model, stem_precision="bf16"), tmp_path)
@@ -228,8 +228,8 @@ def test_cli_convert_and_bench_take_the_stem_precision(capsys, tmp_path):
 def test_cli_bad_precision_is_one_line_and_exit_2(capsys, tmp_path, command):
     args = {"convert": ("resnet20_cifar", "-o", tmp_path / "m.dwre"), "bench": ("resnet20_cifar",),
             "predict": (tmp_path / "m.dwre", tmp_path)}[command]  # fmt: skip
-    rc, _, err = _cli(capsys, command, *args, "--stem-precision", "int8")
-    assert rc == 2 and err.count("\n") == 1 and "invalid choice: 'int8'" in err
+    rc, _, err = _cli(capsys, command, *args, "--stem-precision", "int4")
+    assert rc == 2 and err.count("\n") == 1 and "invalid choice: 'int4'" in err
 
 
 def test_cli_predict_refuses_another_precision_for_an_engine_file(capsys, tmp_path):

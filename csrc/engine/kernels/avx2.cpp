@@ -444,6 +444,7 @@ constexpr Kernels kAvx2 = {
     popgemm,        epilogue_float, pack_row, float_conv_row, max_pixel, avg_pixel,
     dense_block,    popcount_peak, 3 * 2 * 256,
     nullptr,        nullptr,  // no native bf16 stem
+    nullptr,        nullptr,  // the portable int8 stem
     {3, 8},         {6, 8},   // popgemm: 3 pixels x 8 outputs; conv_block: 6 pixels x 8
     nullptr,        // the bit epilogue: the driver's portable loop
 };

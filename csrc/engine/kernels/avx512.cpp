@@ -20,6 +20,7 @@
 #define DWR_AVX512 __attribute__((target(DWR_TARGET_512)))
 #define DWR_AVX512_INLINE __attribute__((target(DWR_TARGET_512), always_inline)) inline
 #define DWR_AVX512_BF16 __attribute__((target(DWR_TARGET_512 ",avx512bf16")))
+#define DWR_AVX512_VNNI __attribute__((target(DWR_TARGET_512 ",avx512vnni")))
 
 namespace dwr {
 namespace {
@@ -323,8 +324,59 @@ struct Bf16Block {
   }
 };
 
+// int8 (AVX-512 VNNI): VPDPBUSD adds the four products of a quad of taps (4j .. 4j + 3), u8
+// input (xq + 128) by s8 weight, to each int32 accumulator: exact, as the portable sums. The
+// weights are a.wq, [k][quads][Op][4]; a k*C not divisible by 4 pads its last quad with zero
+// weights, whose inputs are the next elements of the padded copy (it has three to spare).
+// Then dot = acc - 128 * wsum[o], and float(dot) * row_scale[o] goes to the f32 epilogue.
+template <int NP, int NV>
+struct Int8Block {
+  DWR_AVX512_VNNI static void run(const FloatConvArgs& a, const uint8_t* x, int64_t row_stride,
+                                  float* out, int o0, __mmask16 last) {
+    const int quads = (a.k * a.C + 3) / 4, xstep = a.stride * a.C;
+    const int64_t Op = a.Op;
+    __m512i acc[NP][NV];
+#pragma GCC unroll 8
+    for (int p = 0; p < NP; ++p)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[p][v] = _mm512_setzero_si512();
+    for (int ky = 0; ky < a.k; ++ky) {
+      const uint8_t* xr = x + ky * row_stride;
+      const int8_t* wr = a.wq + (ky * quads * Op + o0) * 4;
+      for (int j = 0; j < quads; ++j) {
+        __m512i wv[NV];
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) {
+          const __mmask16 m = v == NV - 1 ? last : static_cast<__mmask16>(0xFFFF);
+          wv[v] = _mm512_maskz_loadu_epi32(m, wr + (j * Op + 16 * v) * 4);
+          asm("" : "+v"(wv[v]));  // load once into a register, not once per pixel
+        }
+#pragma GCC unroll 8
+        for (int p = 0; p < NP; ++p) {
+          uint32_t quad;  // input taps 4j .. 4j + 3 of pixel p
+          std::memcpy(&quad, xr + p * xstep + 4 * j, sizeof quad);
+          const __m512i b = _mm512_set1_epi32(static_cast<int>(quad));
+#pragma GCC unroll 8
+          for (int v = 0; v < NV; ++v) acc[p][v] = _mm512_dpbusd_epi32(acc[p][v], b, wv[v]);
+        }
+      }
+    }
+    __m512 y[NP][NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      const int o = o0 + 16 * v;
+      const __mmask16 m = v == NV - 1 ? last : static_cast<__mmask16>(0xFFFF);
+      const __m512i corr = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(m, a.wsum + o), 7);
+      const __m512 sc = _mm512_maskz_loadu_ps(m, a.row_scale + o);
+      for (int p = 0; p < NP; ++p)
+        y[p][v] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[p][v], corr)), sc);
+    }
+    finish_block<NP, NV>(a, y, out, o0, last);
+  }
+};
+
 // One output row in tiles of 6 pixels x NV vectors from output channel o0 (T: the padded
-// copy's element, float or bf16 bits).
+// copy's element, float, bf16 bits or u8).
 template <int NV, template <int, int> class Block, typename T>
 DWR_AVX512 void conv_row_nv(const FloatConvArgs& a, const T* xp, int Wp, int oy, int o0,
                             float* out) {
@@ -373,6 +425,15 @@ void float_conv_row_bf16(const FloatConvArgs& a, const uint16_t* xp, int Wp, int
 }
 
 bool bf16_supported() { return __builtin_cpu_supports("avx512bf16"); }
+
+void float_conv_row_int8(const FloatConvArgs& a, const uint8_t* xp, int Wp, int oy,
+                         const float* scale, float* out) {
+  FloatConvArgs b = a;
+  b.row_scale = scale;
+  conv_row<Int8Block>(b, xp, Wp, oy, out);
+}
+
+bool int8_supported() { return __builtin_cpu_supports("avx512vnni"); }
 
 // ---------------------------------------------------------------------------------------
 // Pools and the dense layer: the portable order of operations, 16 channels at a time.
@@ -443,6 +504,7 @@ constexpr Kernels kAvx512 = {
     popgemm,        epilogue_float, pack_row, float_conv_row, max_pixel, avg_pixel,
     dense_block,    popcount_peak, 6 * 4 * 512,
     float_conv_row_bf16, bf16_supported,
+    float_conv_row_int8, int8_supported,
     {6, 8},         {6, 16},  // popgemm: 6 pixels x groups of 8; conv_row_nv: 6 pixels x 16
     epilogue_bits,
 };

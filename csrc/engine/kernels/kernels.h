@@ -72,6 +72,13 @@ struct Kernels {
   void (*float_conv_row_bf16)(const FloatConvArgs& a, const uint16_t* xp, int Wp, int oy,
                               float* out);
   bool (*bf16_supported)();
+  // Optional (null: the portable table's): one output row of the int8 stem on a padded NHWC
+  // u8 image (xq + 128) and the quad-layout weights a.wq; scale[o] = s_x * a.wscale[o] of the
+  // row's image. Run where int8_supported() (CPUID) holds. Integer sums are exact, so every
+  // table must give the portable outputs bit for bit.
+  void (*float_conv_row_int8)(const FloatConvArgs& a, const uint8_t* xp, int Wp, int oy,
+                              const float* scale, float* out);
+  bool (*int8_supported)();
   // The register blocks of the binary GEMM and of the float conv (see Tile).
   Tile binary_tile;
   Tile float_tile;
@@ -93,6 +100,10 @@ const Kernels& kernels();
 
 // The active table's native bf16 stem row, or nullptr where it has none or the CPU lacks it.
 decltype(Kernels::float_conv_row_bf16) native_bf16_row();
+
+// The int8 stem row that runs: the active table's where the table and CPU have one, else the
+// portable one; `native` says which.
+decltype(Kernels::float_conv_row_int8) int8_row(bool* native = nullptr);
 
 // Portable pieces the ISA files reuse for their tails.
 void pack_signs_range(const float* x, const float* shift, int c0, int c1, uint64_t* bits);

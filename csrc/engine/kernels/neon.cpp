@@ -386,6 +386,7 @@ constexpr Kernels kNeon = {
     popgemm,        epilogue_float, pack_row, float_conv_row, max_pixel, avg_pixel,
     dense_block,    popcount_peak, kPeakMacs,
     nullptr,        nullptr,  // no native bf16 stem
+    nullptr,        nullptr,  // the portable int8 stem
     {4, 8},         {4, 4},   // popgemm: 4 pixels x 8 outputs; conv_block: 4 pixels x 4
     nullptr,        // the bit epilogue: the driver's portable loop
 };

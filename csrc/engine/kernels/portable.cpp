@@ -101,6 +101,35 @@ void float_conv_row(const FloatConvArgs& a, const float* xp, int Wp, int oy, flo
   }
 }
 
+// The int8 stem's reference: sum of (xq + 128 - 128) * wq over the taps of each kernel row
+// (the quads' zero tail included), exact in int32, then float(dot) * scale[o] + bias[o].
+void float_conv_row_int8(const FloatConvArgs& a, const uint8_t* xp, int Wp, int oy,
+                         const float* scale, float* out) {
+  const int quads = (a.k * a.C + 3) / 4;
+  std::vector<int32_t> acc(a.O);
+  const ActParams act{a.act_in, a.act_slope, a.act_out};
+  for (int ox = 0; ox < a.OW; ++ox) {
+    std::fill(acc.begin(), acc.end(), 0);
+    for (int ky = 0; ky < a.k; ++ky) {
+      const uint8_t* xr =
+          xp + (static_cast<int64_t>(oy * a.stride + ky) * Wp + ox * a.stride) * a.C;
+      const int8_t* wr = a.wq + static_cast<int64_t>(ky) * quads * a.Op * 4;
+      for (int j = 0; j < 4 * quads; ++j) {
+        const int32_t x = static_cast<int32_t>(xr[j]) - 128;
+        const int8_t* wj = wr + (static_cast<int64_t>(j / 4) * a.Op) * 4 + j % 4;
+        for (int o = 0; o < a.O; ++o) acc[o] += x * wj[4 * o];
+      }
+    }
+    float* dst = out + (static_cast<int64_t>(oy) * a.OW + ox) * a.O;
+    for (int o = 0; o < a.O; ++o) {
+      const float y = static_cast<float>(acc[o]) * scale[o] + a.bias[o];
+      dst[o] = activate(y, a.act, act, o);
+    }
+  }
+}
+
+bool int8_always() { return true; }
+
 void max_pixel(const float* in, int64_t row, int C, int y0, int y1, int x0, int x1,
                float* dst) {
   max_channels(in, row, C, 0, y0, y1, x0, x1, dst);
@@ -137,6 +166,7 @@ constexpr Kernels kPortable = {
     popgemm,        epilogue_float, pack_row, float_conv_row, max_pixel, avg_pixel,
     dense_block,    popcount_peak, 24 * 64,
     nullptr,        nullptr,  // no native bf16 stem
+    float_conv_row_int8, int8_always,
     {1, 4},         {1, 1},   // one pixel at a time; the GEMM's outputs padded to 4
     nullptr,        // the bit epilogue: the driver's portable loop
 };

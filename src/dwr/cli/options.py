@@ -104,17 +104,18 @@ def add_input_size_argument(parser: argparse.ArgumentParser) -> None:
 
 #: The engine's stem precisions (``dwr.engine.ops.STEM_PRECISIONS``, repeated here so that
 #: parsing loads no kernels; a test keeps the two equal).
-STEM_PRECISIONS = ("f32", "bf16")
+STEM_PRECISIONS = ("f32", "bf16", "int8")
 
 
 def add_stem_precision_argument(parser: argparse.ArgumentParser, default: str | None) -> None:
-    """``--stem-precision f32|bf16``: the precision of the engine's real-valued stem conv."""
+    """``--stem-precision f32|bf16|int8``: the precision of the engine's real-valued stem conv."""
     parser.add_argument(
         "--stem-precision",
         choices=STEM_PRECISIONS,
         default=default,
-        help="engine stem conv precision: f32 (exact, the default) or bf16 (bf16 weights and "
-        "inputs, f32 sums; faster on CPUs with AVX512_BF16)",
+        help="engine stem conv precision: f32 (exact, the default), bf16 (bf16 weights and "
+        "inputs, f32 sums; faster on CPUs with AVX512_BF16) or int8 (per-channel int8 weights, "
+        "per-image int8 inputs, exact int32 sums; faster on CPUs with AVX512_VNNI)",
     )
 
 

@@ -154,6 +154,7 @@ ROW_FIELDS = {
     "binary_conv": ("k", "stride", "words", "out", "oh"),
     "float_conv": ("k", "stride", "cin", "out", "oh"),
     "stem_bf16": ("k", "stride", "cin", "out", "oh"),
+    "stem_int8": ("k", "stride", "cin", "out", "oh"),
     "head": ("cin", "classes", "h"),
 }
 
@@ -296,12 +297,15 @@ class LatencyTable:
             lambda r: (r["cin"], r["out"], r["oh"] ** 2),
             lambda r: float_work(r["k"], r["cin"], r["out"], r["oh"] ** 2),
         )
-        self._stem_bf16 = self._groups(
-            data["stem_bf16"],
-            lambda r: (r["k"], r["stride"]),
-            lambda r: (r["cin"], r["out"], r["oh"] ** 2),
-            lambda r: float_work(r["k"], r["cin"], r["out"], r["oh"] ** 2),
-        )
+        self._stems = {
+            precision: self._groups(
+                data[f"stem_{precision}"],
+                lambda r: (r["k"], r["stride"]),
+                lambda r: (r["cin"], r["out"], r["oh"] ** 2),
+                lambda r: float_work(r["k"], r["cin"], r["out"], r["oh"] ** 2),
+            )
+            for precision in ("bf16", "int8")
+        }
         self._head = self._groups(
             data["head"],
             lambda r: (),
@@ -335,8 +339,9 @@ class LatencyTable:
     def float_ms(
         self, k: int, stride: int, cin: int, out: int, pixels: int, precision: str = "f32"
     ) -> float:
-        """A float conv's time; a stem at ``precision="bf16"`` from the bf16 stem rows."""
-        grids = self._stem_bf16 if precision == "bf16" else self._float
+        """A float conv's time; a stem at ``precision="bf16"`` or ``"int8"`` from that
+        precision's stem rows."""
+        grids = self._stems.get(precision, self._float)
         grid, k = self._pick(grids, k, stride)
         return float_work(k, cin, out, pixels) / grid(cin, out, pixels)
 

@@ -42,7 +42,9 @@ def convert(
 
     ``stem_precision`` is the real-valued stem conv's: ``"f32"`` (exact, the default) or
     ``"bf16"`` (weights rounded to bf16 here, inputs at run time, products summed in f32;
-    faster only on CPUs with AVX512_BF16, see docs/engine.md), saved with the engine.
+    faster only on CPUs with AVX512_BF16, see docs/engine.md) or ``"int8"`` (per-channel int8
+    weights, each image quantized by its own max|x| / 127, exact int32 sums; faster only on
+    CPUs with AVX512_VNNI), saved with the engine.
 
     The model is lowered (:func:`dwr.lowering.lower`) and its ops compiled. A dwr backbone
     lowers from its modules; any other ``nn.Module`` is traced with ``torch.fx`` and run once

@@ -18,7 +18,8 @@ Format 3 added ``preprocess`` (input size, resize, mean/std; see :mod:`dwr.engin
 and ``class_names``, both optional (``null``); format 2 files load without them. Format 4
 added the stem's ``precision`` (``"bf16"``); only files with a bf16 stem are written as
 format 4, so that an older dwr refuses them instead of running them in f32, and every other
-file is still format 3 (a stem without the key is f32).
+file is still format 3 (a stem without the key is f32). Format 5 added ``"int8"``: only files
+with an int8 stem are format 5 (a format-4 reader refuses them as newer).
 
 Everything is parsed and checked in Python before the first inference (a regular file of a
 plausible size, checksum, finite JSON numbers, dtypes, shapes, offsets, each op's own
@@ -62,7 +63,7 @@ from dwr.files import atomic_write
 from dwr.lowering.rules import packs_next
 
 MAGIC = b"DWRENGN\0"
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 _PREFIX = struct.Struct("<8sIIQQ32s")
 _DTYPES = {"float32", "int32", "uint8", "uint64"}
 #: The dtype of each op array that is not float32 (a file must store exactly these).
@@ -178,7 +179,7 @@ class CompiledModel:
 
     @property
     def stem_precision(self) -> str:
-        """The stem conv's precision, ``"f32"`` or ``"bf16"`` (see ``convert``)."""
+        """The stem conv's precision, ``"f32"``, ``"bf16"`` or ``"int8"`` (see ``convert``)."""
         return self.ops[0].precision
 
     @property

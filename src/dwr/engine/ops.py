@@ -6,7 +6,8 @@ State between ops is either float activations ``x`` ([N, H, W, C] float32) or si
 - :class:`FloatConv`: the real-valued stem, ``pool(act(conv(x) * a + b))`` with BN folded
   into the conv (``a = gamma / sqrt(var + eps)``, ``b = beta - mean * a``); run by the
   engine's own float kernels on its thread pool, in f32 or (opt-in ``precision="bf16"``)
-  on bf16 weights and inputs with f32 sums.
+  on bf16 weights and inputs with f32 sums, or (opt-in ``precision="int8"``) on per-channel
+  int8 weights and per-image int8 inputs with exact int32 sums.
 - :class:`BinaryConv`: one binary unit, ``act(scale * dot + bias + shortcut(x))`` where
   ``dot`` is the ±1 convolution (XNOR/popcount) of ``sign(x + shift)`` with ``sign(W)`` and
   ``scale = alpha * a`` folds the weight scale and BN. When the next op only needs the sign
@@ -38,8 +39,11 @@ ACTS = ACTIVATIONS
 POOLS = tuple(STEM_POOLS)
 POOL_GEOMETRY = {k: v for k, v in STEM_POOLS.items() if v}  # (kernel, stride, padding)
 #: Precisions of the stem conv: exact f32 (the default), or weights and input rounded to bf16
-#: with the products summed in f32 (VDPBF16PS where the CPU has AVX512_BF16).
-STEM_PRECISIONS = ("f32", "bf16")
+#: with the products summed in f32 (VDPBF16PS where the CPU has AVX512_BF16), or weights and
+#: input quantized to int8 with exact int32 sums (VPDPBUSD where the CPU has AVX512_VNNI).
+STEM_PRECISIONS = ("f32", "bf16", "int8")
+#: The engine format a stem at each precision needs (older readers refuse the newer ones).
+STEM_FORMATS = {"f32": 3, "bf16": 4, "int8": 5}
 #: The engine format every op fits in, unless :meth:`Op.min_format` says more.
 BASE_FORMAT = 3
 
@@ -103,6 +107,33 @@ def _bf16_pairs(wk: np.ndarray) -> np.ndarray:
     rows[:, : k * c] = wk.reshape(k, k * c, op)
     bits = (rows.view(np.uint32) >> 16).astype(np.uint16)
     return np.ascontiguousarray(bits.reshape(k, pairs, 2, op).transpose(0, 1, 3, 2))
+
+
+def quantize_int8(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-output-channel symmetric int8 of an ``[O, ...]`` float32 weight: ``(wq, s)`` with
+    ``s[o] = max|w[o]| / 127`` (float32) and ``wq[o] = round(w[o] / s[o])`` (to nearest even,
+    in [-127, 127]; 0 where ``s[o]`` is 0). Deterministic, so files store only ``w``."""
+    w = np.asarray(w, np.float32)
+    flat = w.reshape(w.shape[0], -1)
+    s = np.abs(flat).max(axis=1) / np.float32(127)
+    safe = np.where(s > 0, s, np.float32(1))[:, None]
+    wq = np.where(s[:, None] > 0, np.clip(np.rint(flat / safe), -127, 127), 0)
+    return wq.astype(np.int8).reshape(w.shape), s.astype(np.float32)
+
+
+def _int8_quads(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``[O, C, k, k]`` float32 weight -> the int8 stem's ``[k, ceil(k*C/4), ceil8(O), 4]``
+    weight quads (zeros pad the last quad and the outputs), ``wsum`` (int32, the sum of each
+    output's int8 weights) and ``wscale`` (float32), both padded to ceil8(O)."""
+    o, c, k, _ = w.shape
+    wq, s = quantize_int8(w)
+    quads = -(-k * c // 4)
+    rows = np.zeros((k, 4 * quads, ceil8(o)), np.int8)
+    rows[:, : k * c, :o] = wq.transpose(2, 3, 1, 0).reshape(k, k * c, o)
+    wk = np.ascontiguousarray(rows.reshape(k, quads, 4, ceil8(o)).transpose(0, 1, 3, 2))
+    wsum = np.zeros(ceil8(o), np.int32)
+    wsum[:o] = wq.reshape(o, -1).astype(np.int32).sum(axis=1)
+    return wk, wsum, _padded(s, ceil8(o))
 
 
 def check_stem_precision(precision: Any) -> str:
@@ -252,7 +283,11 @@ class FloatConv(Op):
 
     ``precision="bf16"`` rounds ``w`` to bf16 here (once, and again harmlessly on load) and
     the input to bf16 at run time; the products of bf16 values are exact in f32 and add up in
-    f32. Files with such a stem need engine format 4 (older readers refuse them)."""
+    f32. Files with such a stem need engine format 4 (older readers refuse them).
+
+    ``precision="int8"`` quantizes ``w`` per output channel (:func:`quantize_int8`, from the
+    stored float ``w`` on every load) and each input image by its own ``max|x| / 127``; the
+    int32 sums are exact, so every ISA gives the same outputs bit for bit. Format 5."""
 
     kind: ClassVar[str] = "float_conv"
     w: np.ndarray = field(default=None)  # [O, C, k, k]
@@ -283,8 +318,13 @@ class FloatConv(Op):
         )
         _check(self.pool in POOLS, f"{self.name}: unknown pool {self.pool!r}")
         self.rprelu = _act_arrays(self.act, self.rprelu, o, self.name)
+        _check(
+            self.precision != "int8" or self.w[0].size * 127 * 127 < 2**31,
+            f"{self.name}: an int8 stem's dot products must fit in int32 (C*k*k < 133143)",
+        )
         self._wk, self._bk = _float_conv_layout(self.w, self.b)
         self._wbf = _bf16_pairs(self._wk) if self.precision == "bf16" else None
+        self._int8 = _int8_quads(self.w) if self.precision == "int8" else None
         self._rk = tuple(None if v is None else _padded(v, ceil8(o)) for v in self.rprelu)
 
     def with_precision(self, precision: str) -> FloatConv:
@@ -292,7 +332,7 @@ class FloatConv(Op):
         return replace(self, precision=check_stem_precision(precision))
 
     def min_format(self) -> int:
-        return BASE_FORMAT if self.precision == "f32" else 4
+        return STEM_FORMATS[self.precision]
 
     @property
     def in_channels(self) -> int:
@@ -331,7 +371,36 @@ class FloatConv(Op):
         return out
 
     def run(self, st: State) -> State:
-        y = _float_conv(
+        y = self._conv_int8(st) if self._int8 is not None else self._conv(st)
+        if self.pool != "none":
+            y = _max_pool(y, *POOL_GEOMETRY[self.pool])
+        return State(x=y)
+
+    def _conv_int8(self, st: State) -> np.ndarray:
+        """The conv on the int8 kernel (exact int32 sums, float epilogue)."""
+        x, k, s, p = st.x, self.w.shape[2], self.stride, self.pad
+        n, h, w = (x.shape[0], *x.shape[2:]) if st.nchw else x.shape[:3]
+        oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        y = np.empty((n, oh, ow, self.out_channels), np.float32)
+        wq, wsum, wscale = self._int8
+        _kernels.float_conv_int8(
+            x,
+            wq,
+            wsum,
+            wscale,
+            self.out_channels,
+            s,
+            p,
+            self._bk,
+            ACTS[self.act],
+            *self._rk,
+            y,
+            nchw=st.nchw,
+        )
+        return y
+
+    def _conv(self, st: State) -> np.ndarray:
+        return _float_conv(
             st.x,
             self._wk,
             self._bk,
@@ -343,9 +412,6 @@ class FloatConv(Op):
             nchw=st.nchw,
             wbf=self._wbf,
         )
-        if self.pool != "none":
-            y = _max_pool(y, *POOL_GEOMETRY[self.pool])
-        return State(x=y)
 
 
 @register_op

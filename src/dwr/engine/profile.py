@@ -11,7 +11,8 @@ a few runs (the machine may be shared; the minimum is the steadier figure).
   Hardtanh, RPReLU, packing the next conv's input, the bit output of VGG units, packing its own
   input, the zero-pad shortcut).
 - ``float_conv``: the stem convolutions and the 1x1 shortcut convolutions.
-- ``stem_bf16``: the stem convolutions again with the opt-in bf16 stem.
+- ``stem_bf16``, ``stem_int8``: the stem convolutions again with the opt-in bf16 and int8
+  stems.
 - ``head``: global average pool + classifier; pools and the stem adapter are fixed +
   per-element costs too.
 
@@ -270,6 +271,11 @@ def time_stem_bf16(p: dict[str, int], rng: np.random.Generator, target_s: float)
     return time_float(p, rng, target_s, precision="bf16")
 
 
+def time_stem_int8(p: dict[str, int], rng: np.random.Generator, target_s: float) -> float:
+    """A stem point with the opt-in int8 stem (``FloatConv(precision="int8")``)."""
+    return time_float(p, rng, target_s, precision="int8")
+
+
 def time_head(p: dict[str, int], rng: np.random.Generator, target_s: float) -> float:
     c, n, h = p["cin"], p["classes"], p["h"]
     head = Head("head", w=rng.standard_normal((n, c)), b=np.zeros(n))
@@ -282,6 +288,7 @@ CONV_TIMERS = (
     ("binary_conv", time_binary),
     ("float_conv", time_float),
     ("stem_bf16", time_stem_bf16),
+    ("stem_int8", time_stem_int8),
 )
 
 Sample = tuple[int, float]  # (elements, ms)
@@ -412,7 +419,7 @@ PASSES = 4
 
 def count_points(grid: Grid, passes: int = PASSES) -> int:
     """How many progress ticks :func:`measure` makes (one per timing)."""
-    points = (_binary_points(grid), _float_points(grid), _stem_points(grid))
+    points = (_binary_points(grid), _float_points(grid), _stem_points(grid), _stem_points(grid))
     convs = sum(1 for kind in points for _ in kind)
     return passes * convs + sum(1 for _ in _head_points(grid)) + len(grid.extra_shapes) + 2
 
@@ -447,6 +454,7 @@ def measure(
             ("binary_conv", _binary_points(grid), time_binary),
             ("float_conv", _float_points(grid), time_float),
             ("stem_bf16", _stem_points(grid), time_stem_bf16),
+            ("stem_int8", _stem_points(grid), time_stem_int8),
             ("head", _head_points(grid), time_head),
         ):
             rows = []

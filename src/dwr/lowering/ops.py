@@ -96,7 +96,7 @@ class StemConv(Op):
     w: np.ndarray | None = None  # [O, C, k, k], BN folded
     b: np.ndarray | None = None  # [O]
     rprelu: tuple | None = None  # (shift in, slope, shift out) for act == "rprelu"
-    precision: str = "f32"  # or the opt-in "bf16" (a compile choice the latency model prices)
+    precision: str = "f32"  # or opt-in "bf16"/"int8" (a compile choice the latency model prices)
 
     def conv_hw(self, hw: tuple[int, int]) -> tuple[int, int]:
         """The conv's output size (before the pool)."""
