@@ -18,8 +18,8 @@ shortcut (identity or average pool + 1x1 conv) and the classifier. Checked befor
   zeros are ties; random inputs have none at the first layer).
 
 Timing: min of ``repeats`` calls per round, rounds interleaved (ours with the exact f32 stem,
-ours with the opt-in bf16 stem, OpenVINO f32 float layers, OpenVINO default precision, at 1
-then 2 threads), best round kept.
+ours with the opt-in bf16 and int8 stems, OpenVINO f32 float layers, OpenVINO default
+precision, at 1 then 2 threads), best round kept.
 """
 
 from __future__ import annotations
@@ -215,7 +215,11 @@ def main(argv: list[str] | None = None) -> int:
 
     net = create_model("birealnet18").eval()
     comp = engine.convert(net)
-    ours = {"ours": comp, "ours_bf16_stem": engine.convert(net, stem_precision="bf16")}
+    ours = {
+        "ours": comp,
+        "ours_bf16_stem": engine.convert(net, stem_precision="bf16"),
+        "ours_int8_stem": engine.convert(net, stem_precision="int8"),
+    }
     model = ov_model(comp, net.spec.input_size)
     x = np.random.default_rng(1).standard_normal((1, *net.spec.input_size)).astype(np.float32)
     variants, failed, compiled = {"f32": "f32", "default": None}, {}, {}
@@ -238,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         v: float(np.abs(compiled[(v, args.threads[0])](x)[0] - ours_logits).max()) for v in variants
     }
     print(f"max |logit difference| against ours: {agree}")
-    agree["ours_bf16_stem"] = float(np.abs(ours["ours_bf16_stem"](x) - ours_logits).max())
+    for name in ("ours_bf16_stem", "ours_int8_stem"):
+        agree[name] = float(np.abs(ours[name](x) - ours_logits).max())
 
     times: dict[str, float] = {}
     for _ in range(args.rounds):
@@ -261,8 +266,9 @@ def main(argv: list[str] | None = None) -> int:
             f"(= {times[f'openvino_{v}_t{t}'] / ours:.2f}x ours)"
             for v in variants
         )
-        bf16 = times[f"ours_bf16_stem_t{t}"]
-        print(f"threads {t}: ours {ours:.2f} ms (bf16 stem {bf16:.2f} ms)  {cells}")
+        bf16, int8 = times[f"ours_bf16_stem_t{t}"], times[f"ours_int8_stem_t{t}"]
+        stems = f"bf16 stem {bf16:.2f} ms, int8 stem {int8:.2f} ms"
+        print(f"threads {t}: ours {ours:.2f} ms ({stems})  {cells}")
     atomic_write_json(
         args.out,
         {
