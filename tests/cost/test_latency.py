@@ -132,33 +132,19 @@ def test_outline_matches_the_engine_ops(name):
             assert mine.on_bits == theirs.on_bits
 
 
-def test_a_bf16_stem_is_priced_from_its_own_rows():
-    """``stem_precision="bf16"`` prices the stem from the bf16 rows (here half the f32
-    time) and leaves every other op as it was."""
+@pytest.mark.parametrize("precision, speedup", [("bf16", 2), ("int8", 4)])
+def test_a_low_precision_stem_is_priced_from_its_own_rows(precision, speedup):
+    """``stem_precision`` prices the stem from that precision's rows (the synthetic table
+    makes them 2x and 4x faster than f32) and leaves every other op as it was."""
     table = latency.LatencyTable(synthetic_table())
     spec = get_spec("birealnet18")
     f32 = latency.predict(spec, table)
-    bf16 = latency.predict(spec, table, stem_precision="bf16")
-    (stem32, ms32), (stem16, ms16) = f32.ops[0], bf16.ops[0]
-    assert stem32.precision == "f32" and stem16.precision == "bf16"
+    low = latency.predict(spec, table, stem_precision=precision)
+    (stem32, ms32), (stem_low, ms_low) = f32.ops[0], low.ops[0]
+    assert stem32.precision == "f32" and stem_low.precision == precision
     pool = table.per_element_ms("maxpool3", stem32.conv_hw(stem32.in_hw)[0] ** 2 * 64)
-    assert ms16 - pool == pytest.approx((ms32 - pool) / 2, rel=1e-9)
-    assert [ms for _, ms in f32.ops[1:]] == [ms for _, ms in bf16.ops[1:]]
-    assert latency.predict(spec, table).ops[0][0].precision == "f32"  # the cache is untouched
-
-
-def test_an_int8_stem_is_priced_from_its_own_rows():
-    """``stem_precision="int8"`` prices the stem from the int8 rows (here a quarter of the
-    f32 time) and leaves every other op as it was."""
-    table = latency.LatencyTable(synthetic_table())
-    spec = get_spec("birealnet18")
-    f32 = latency.predict(spec, table)
-    int8 = latency.predict(spec, table, stem_precision="int8")
-    (stem32, ms32), (stem8, ms8) = f32.ops[0], int8.ops[0]
-    assert stem32.precision == "f32" and stem8.precision == "int8"
-    pool = table.per_element_ms("maxpool3", stem32.conv_hw(stem32.in_hw)[0] ** 2 * 64)
-    assert ms8 - pool == pytest.approx((ms32 - pool) / 4, rel=1e-9)
-    assert [ms for _, ms in f32.ops[1:]] == [ms for _, ms in int8.ops[1:]]
+    assert ms_low - pool == pytest.approx((ms32 - pool) / speedup, rel=1e-9)
+    assert [ms for _, ms in f32.ops[1:]] == [ms for _, ms in low.ops[1:]]
     assert latency.predict(spec, table).ops[0][0].precision == "f32"  # the cache is untouched
 
 

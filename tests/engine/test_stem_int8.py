@@ -9,8 +9,6 @@ float64, exact at these sizes), so every ISA must match it, and each other, bit 
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -20,8 +18,7 @@ from test_files_and_errors import _repack, _split
 
 import dwr.engine as engine
 import dwr.engine.compiled as compiled
-from dwr.cli.main import main
-from dwr.engine import Preprocess, _kernels
+from dwr.engine import _kernels
 from dwr.engine.compiled import _PREFIX
 from dwr.engine.compiler import compile_ops
 from dwr.engine.ops import POOL_GEOMETRY, FloatConv, State, quantize_int8
@@ -211,35 +208,3 @@ def test_an_int8_stem_too_wide_for_int32_sums_is_refused():
         FloatConv("stem", w=np.ones((1, 2800, 7, 7)), b=np.zeros(1), precision="int8")
     assert "\n" not in str(e.value)
     FloatConv("stem", w=np.ones((1, 2800, 7, 7)), b=np.zeros(1))  # f32 has no such limit
-
-
-def _cli(capsys, *args) -> tuple[int, str, str]:
-    rc = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
-
-
-def test_cli_convert_and_bench_take_int8(capsys, tmp_path):
-    out = tmp_path / "m.dwre"
-    args = ("convert", "resnet20_cifar", "-o", out, "--repeats", "1", "--json")
-    rc, stdout, err = _cli(capsys, *args, "--stem-precision", "int8")
-    assert rc == 0, err
-    r = json.loads(stdout)
-    assert r["stem_precision"] == "int8" and r["format"] == 5
-    assert engine.load(out).stem_precision == "int8"
-    rc, stdout, err = _cli(
-        capsys, "bench", "resnet20_cifar", "--repeats", "1", "--json", "--stem-precision", "int8"
-    )
-    assert rc == 0, err
-    assert json.loads(stdout)["stem_precision"] == "int8"
-
-
-def test_cli_predict_refuses_another_precision_for_an_int8_file(capsys, tmp_path):
-    pre = Preprocess((3, 32, 32), 32, (0.5,) * 3, (0.25,) * 3)
-    comp = engine.convert(
-        random_model("resnet20_cifar"), preprocess=pre, class_names=list("abcdefghij"),
-        stem_precision="int8",
-    )  # fmt: skip
-    comp.save(tmp_path / "m.dwre")
-    rc, _, err = _cli(capsys, "predict", tmp_path / "m.dwre", tmp_path, "--stem-precision", "f32")
-    assert rc == 2 and err.count("\n") == 1 and "has a int8 stem" in err

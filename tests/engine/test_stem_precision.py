@@ -209,19 +209,19 @@ def _cli(capsys, *args) -> tuple[int, str, str]:
     return rc, out.out, out.err
 
 
-def test_cli_convert_and_bench_take_the_stem_precision(capsys, tmp_path):
+@pytest.mark.parametrize("precision, file_format", [("bf16", 4), ("int8", 5)])
+def test_cli_convert_and_bench_take_the_stem_precision(capsys, tmp_path, precision, file_format):
     out = tmp_path / "m.dwre"
     args = ("convert", "resnet20_cifar", "-o", out, "--repeats", "1", "--json")
-    rc, stdout, err = _cli(capsys, *args, "--stem-precision", "bf16")
+    rc, stdout, err = _cli(capsys, *args, "--stem-precision", precision)
     assert rc == 0, err
     r = json.loads(stdout)
-    assert r["stem_precision"] == "bf16" and r["format"] == 4
-    assert engine.load(out).stem_precision == "bf16"
-    rc, stdout, err = _cli(
-        capsys, "bench", "resnet20_cifar", "--repeats", "1", "--json", "--stem-precision", "bf16"
-    )
+    assert r["stem_precision"] == precision and r["format"] == file_format
+    assert engine.load(out).stem_precision == precision
+    bench = ("bench", "resnet20_cifar", "--repeats", "1", "--json")
+    rc, stdout, err = _cli(capsys, *bench, "--stem-precision", precision)
     assert rc == 0, err
-    assert json.loads(stdout)["stem_precision"] == "bf16"
+    assert json.loads(stdout)["stem_precision"] == precision
 
 
 @pytest.mark.parametrize("command", ["convert", "bench", "predict"])
@@ -232,12 +232,12 @@ def test_cli_bad_precision_is_one_line_and_exit_2(capsys, tmp_path, command):
     assert rc == 2 and err.count("\n") == 1 and "invalid choice: 'int4'" in err
 
 
-def test_cli_predict_refuses_another_precision_for_an_engine_file(capsys, tmp_path):
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_cli_predict_refuses_another_precision_for_an_engine_file(capsys, tmp_path, precision):
     pre = Preprocess((3, 32, 32), 32, (0.5,) * 3, (0.25,) * 3)
-    comp = engine.convert(
-        random_model("resnet20_cifar"), preprocess=pre, class_names=list("abcdefghij"),
-        stem_precision="bf16",
-    )  # fmt: skip
+    model = random_model("resnet20_cifar")
+    names = list("abcdefghij")
+    comp = engine.convert(model, preprocess=pre, class_names=names, stem_precision=precision)
     path = _saved(comp, tmp_path)
     rc, _, err = _cli(capsys, "predict", path, tmp_path, "--stem-precision", "f32")
-    assert rc == 2 and err.count("\n") == 1 and "has a bf16 stem" in err
+    assert rc == 2 and err.count("\n") == 1 and f"with a stem in {precision}" in err

@@ -319,8 +319,8 @@ def load_model(path: str, stem_precision: str | None = None):
             )
         if stem_precision not in (None, comp.stem_precision):
             raise DwrError(
-                f"{path} has a {comp.stem_precision} stem; --stem-precision applies to "
-                f"checkpoints (re-create it with 'dwr convert ... --stem-precision "
+                f"{path} was compiled with a stem in {comp.stem_precision}; --stem-precision "
+                f"applies to checkpoints (re-create it with 'dwr convert ... --stem-precision "
                 f"{stem_precision}')"
             )
         return comp
