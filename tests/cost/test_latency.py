@@ -396,3 +396,21 @@ def test_tables_are_kept_per_kernel_isa(cache):
     finally:
         _kernels.set_isa(_kernels.load_isa())
     assert len(paths) == len(keys) == len(_kernels.isas())
+
+
+def test_work_is_counted_in_the_active_kernel_tables_blocks():
+    """Each ISA states its own GEMM and float-conv blocks; the work formula rounds to them."""
+    from dwr.engine import _kernels
+
+    try:
+        for isa in _kernels.isas():
+            _kernels.set_isa(isa)
+            tiles = latency.kernel_tiles()
+            assert set(tiles) == {"binary", "float"}
+            assert all(isinstance(v, int) and v >= 1 for t in tiles.values() for v in t)
+            (bp, bo), (fp, fo) = tiles["binary"], tiles["float"]
+            # one pixel and one output past a block: two blocks each way
+            assert binary_work(3, 2, bo + 1, bp + 1) == 2 * 2 * 9 * 2
+            assert float_work(1, 16, fo, fp) == 16
+    finally:
+        _kernels.set_isa(_kernels.load_isa())
