@@ -174,20 +174,17 @@ def describe_binarizer(fn: Binarizer | None) -> str:
     return binarizer_name(fn) or getattr(fn, "__qualname__", None) or repr(fn)
 
 
-def sign_weight_scale(input_fn: Binarizer | None, weight_fn: Binarizer | None) -> str:
-    """The weight binarizer's scale kind when both sides are 1-bit signs that XNOR/popcount
-    (and a ``Sign`` graph) can compute, the input unscaled; else :class:`DwrError` naming
-    the binarizer that is not."""
-    for side, fn, scales in (
-        ("input", input_fn, ("none",)),
-        ("weight", weight_fn, SCALES),
-    ):
-        props = binarizer_properties(fn)
-        if props is None or not props.is_sign or props.scale not in scales:
-            found = "no declared properties" if props is None else str(props)
-            raise DwrError(
-                f"{side} binarizer {describe_binarizer(fn)} ({found}); 1-bit sign binarizers "
-                f"with scale {' or '.join(scales)} are supported (declare them with "
-                "register_binarizer(name, fn, BinarizerProperties(...)))"
-            )
-    return binarizer_properties(weight_fn).scale
+def sign_scale(fn: Binarizer, side: str) -> str:
+    """The scale kind of ``fn`` as a conv's ``side`` (``"input"`` or ``"weight"``) binarizer
+    when it is a 1-bit sign that XNOR/popcount (and a ``Sign`` graph) can compute, an input
+    unscaled; else :class:`DwrError` naming it."""
+    scales = ("none",) if side == "input" else SCALES
+    props = binarizer_properties(fn)
+    if props is None or not props.is_sign or props.scale not in scales:
+        found = "no declared properties" if props is None else str(props)
+        raise DwrError(
+            f"{side} binarizer {describe_binarizer(fn)} ({found}); 1-bit sign binarizers "
+            f"with scale {' or '.join(scales)} are supported (declare them with "
+            "register_binarizer(name, fn, BinarizerProperties(...)))"
+        )
+    return props.scale

@@ -21,7 +21,7 @@ from dwr.backbones.blocks import BinaryUnit, Head, Stem, StemAdapter
 from dwr.backbones.model import Backbone
 from dwr.backbones.units import stage_units
 from dwr.binary import BinaryConv2d, RPReLU, RSign
-from dwr.binary.binarizers import SCALES, binarizer_properties, describe_binarizer
+from dwr.binary.binarizers import sign_scale
 from dwr.errors import DwrError
 from dwr.lowering import ops as lo
 from dwr.lowering.from_spec import lower_spec
@@ -159,25 +159,14 @@ def _adapter(adapter: nn.Module, op: lo.StemAdapter) -> None:
 def _binarized(conv: BinaryConv2d, where: str) -> tuple[bool, bool, str]:
     """``(binary input, binary weight, weight scale kind)`` from the binarizers' properties
     (never their names): each present one must be a 1-bit sign, the input's unscaled."""
-    for side, fn, scales in (
-        ("input", conv.input_binarizer, ("none",)),
-        ("weight", conv.weight_binarizer, SCALES),
-    ):
-        if fn is None:
-            continue
-        props = binarizer_properties(fn)
-        if props is None or not props.is_sign or props.scale not in scales:
-            found = "no declared properties" if props is None else str(props)
-            raise UnsupportedModule(
-                conv,
-                where,
-                f"{side} binarizer {describe_binarizer(fn)} ({found}); 1-bit sign "
-                "binarizers are supported (declare them with register_binarizer(name, fn, "
-                "BinarizerProperties(...)))",
-            )
-    wprops = binarizer_properties(conv.weight_binarizer) if conv.weight_binarizer else None
-    scale = wprops.scale if wprops else "none"
-    return conv.input_binarizer is not None, conv.weight_binarizer is not None, scale
+    scales = {}
+    for side, fn in (("input", conv.input_binarizer), ("weight", conv.weight_binarizer)):
+        if fn is not None:
+            try:
+                scales[side] = sign_scale(fn, side)
+            except DwrError as exc:
+                raise UnsupportedModule(conv, where, str(exc)) from None
+    return "input" in scales, "weight" in scales, scales.get("weight", "none")
 
 
 def _unit(module: nn.Module, op: lo.BinaryConv) -> None:
