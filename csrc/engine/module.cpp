@@ -95,6 +95,45 @@ ActVectors activation(int act, const Arr<const float>& in, const Arr<const float
   return v;
 }
 
+// The geometry of a float conv call (shapes of x and out checked against k, O, stride and
+// pad) and its epilogue (bias and activation vectors, padded to ceil8(O)): what the f32,
+// bf16 and int8 stem bindings share; each checks its own weight layout.
+dwr::FloatConvArgs float_conv_args(const Arr<const float>& x, int k, int O, int stride, int pad,
+                                   const Arr<float>& out, bool nchw) {
+  dwr::FloatConvArgs a{};
+  a.nchw = nchw;
+  a.N = static_cast<int>(x.shape(0));
+  a.H = static_cast<int>(x.shape(nchw ? 2 : 1));
+  a.W = static_cast<int>(x.shape(nchw ? 3 : 2));
+  a.C = static_cast<int>(x.shape(nchw ? 1 : 3));
+  a.k = k;
+  a.O = O;
+  a.Op = (O + 7) / 8 * 8;
+  require(O >= 1 && a.C >= 1 && a.k >= 1 && a.k <= 15 && stride >= 1 && pad >= 0 && pad < a.k,
+          "bad conv parameters (need 1 <= k <= 15, 0 <= pad < k, stride >= 1)");
+  require(a.H + 2 * pad >= a.k && a.W + 2 * pad >= a.k, "input smaller than the kernel");
+  a.stride = stride;
+  a.pad = pad;
+  a.OH = (a.H + 2 * pad - a.k) / stride + 1;
+  a.OW = (a.W + 2 * pad - a.k) / stride + 1;
+  require(out.shape(0) == x.shape(0) && out.shape(1) == static_cast<size_t>(a.OH) &&
+              out.shape(2) == static_cast<size_t>(a.OW) && out.shape(3) == static_cast<size_t>(O),
+          "output has the wrong shape");
+  return a;
+}
+
+void set_epilogue(dwr::FloatConvArgs& a, const Arr<const float>& bias, int act,
+                  const Arr<const float>& act_in, const Arr<const float>& act_slope,
+                  const Arr<const float>& act_out) {
+  a.bias = optional_vec(bias, a.Op, "bias (padded to ceil8(O))");
+  require(a.bias != nullptr, "bias is required");
+  const ActVectors v = activation(act, act_in, act_slope, act_out, a.Op);
+  a.act = act;
+  a.act_in = v.in;
+  a.act_slope = v.slope;
+  a.act_out = v.out;
+}
+
 template <typename T>
 void check_out(const Arr<T>& out, const dwr::ConvGeom& g, size_t last, const char* what) {
   require(out.ndim() == 4 && out.shape(0) == static_cast<size_t>(g.N) &&
@@ -229,38 +268,13 @@ NB_MODULE(_kernels, m) {
          Arr<const uint16_t> wbf) {
         require(x.ndim() == 4 && w.ndim() == 4 && out.ndim() == 4,
                 "x, w and out must be 4-D (NHWC or NCHW, [k, k, C, ceil8(O)], NHWC)");
-        dwr::FloatConvArgs a{};
-        a.nchw = nchw;
-        a.N = static_cast<int>(x.shape(0));
-        a.H = static_cast<int>(x.shape(nchw ? 2 : 1));
-        a.W = static_cast<int>(x.shape(nchw ? 3 : 2));
-        a.C = static_cast<int>(x.shape(nchw ? 1 : 3));
-        a.k = static_cast<int>(w.shape(0));
-        a.O = O;
-        a.Op = (O + 7) / 8 * 8;
-        require(O >= 1 && a.C >= 1 && a.k >= 1 && a.k <= 15 && stride >= 1 && pad >= 0 &&
-                    pad < a.k,
-                "bad conv parameters (need 1 <= k <= 15, 0 <= pad < k, stride >= 1)");
+        dwr::FloatConvArgs a =
+            float_conv_args(x, static_cast<int>(w.shape(0)), O, stride, pad, out, nchw);
         require(w.shape(1) == static_cast<size_t>(a.k) && w.shape(2) == static_cast<size_t>(a.C) &&
                     w.shape(3) == static_cast<size_t>(a.Op),
                 "weight must be [k, k, C, ceil8(O)]");
-        require(a.H + 2 * pad >= a.k && a.W + 2 * pad >= a.k, "input smaller than the kernel");
-        a.stride = stride;
-        a.pad = pad;
-        a.OH = (a.H + 2 * pad - a.k) / stride + 1;
-        a.OW = (a.W + 2 * pad - a.k) / stride + 1;
-        require(out.shape(0) == x.shape(0) && out.shape(1) == static_cast<size_t>(a.OH) &&
-                    out.shape(2) == static_cast<size_t>(a.OW) &&
-                    out.shape(3) == static_cast<size_t>(O),
-                "output has the wrong shape");
         a.w = w.data();
-        a.bias = optional_vec(bias, a.Op, "bias (padded to ceil8(O))");
-        require(a.bias != nullptr, "bias is required");
-        const ActVectors v = activation(act, act_in, act_slope, act_out, a.Op);
-        a.act = act;
-        a.act_in = v.in;
-        a.act_slope = v.slope;
-        a.act_out = v.out;
+        set_epilogue(a, bias, act, act_in, act_slope, act_out);
         a.bf16 = bf16;
         if (wbf.is_valid()) {
           const size_t pairs = (static_cast<size_t>(a.k) * a.C + 1) / 2;
@@ -290,43 +304,19 @@ NB_MODULE(_kernels, m) {
          Arr<float> out, bool nchw) {
         require(x.ndim() == 4 && wq.ndim() == 4 && out.ndim() == 4,
                 "x, wq and out must be 4-D (NHWC or NCHW, [k, ceil(k*C/4), ceil8(O), 4], NHWC)");
-        dwr::FloatConvArgs a{};
-        a.nchw = nchw;
-        a.N = static_cast<int>(x.shape(0));
-        a.H = static_cast<int>(x.shape(nchw ? 2 : 1));
-        a.W = static_cast<int>(x.shape(nchw ? 3 : 2));
-        a.C = static_cast<int>(x.shape(nchw ? 1 : 3));
-        a.k = static_cast<int>(wq.shape(0));
-        a.O = O;
-        a.Op = (O + 7) / 8 * 8;
-        require(O >= 1 && a.C >= 1 && a.k >= 1 && a.k <= 15 && stride >= 1 && pad >= 0 &&
-                    pad < a.k,
-                "bad conv parameters (need 1 <= k <= 15, 0 <= pad < k, stride >= 1)");
+        dwr::FloatConvArgs a =
+            float_conv_args(x, static_cast<int>(wq.shape(0)), O, stride, pad, out, nchw);
         const size_t quads = (static_cast<size_t>(a.k) * a.C + 3) / 4;
         require(wq.shape(1) == quads && wq.shape(2) == static_cast<size_t>(a.Op) &&
                     wq.shape(3) == 4,
                 "wq must be [k, ceil(k*C/4), ceil8(O), 4] int8");
-        require(a.H + 2 * pad >= a.k && a.W + 2 * pad >= a.k, "input smaller than the kernel");
-        a.stride = stride;
-        a.pad = pad;
-        a.OH = (a.H + 2 * pad - a.k) / stride + 1;
-        a.OW = (a.W + 2 * pad - a.k) / stride + 1;
-        require(out.shape(0) == x.shape(0) && out.shape(1) == static_cast<size_t>(a.OH) &&
-                    out.shape(2) == static_cast<size_t>(a.OW) &&
-                    out.shape(3) == static_cast<size_t>(O),
-                "output has the wrong shape");
         a.wq = wq.data();
         require(wsum.ndim() == 1 && wsum.shape(0) == static_cast<size_t>(a.Op),
                 "wsum must be [ceil8(O)] int32");
         a.wsum = wsum.data();
         a.wscale = optional_vec(wscale, a.Op, "wscale (padded to ceil8(O))");
-        a.bias = optional_vec(bias, a.Op, "bias (padded to ceil8(O))");
-        require(a.bias != nullptr && a.wscale != nullptr, "bias and wscale are required");
-        const ActVectors v = activation(act, act_in, act_slope, act_out, a.Op);
-        a.act = act;
-        a.act_in = v.in;
-        a.act_slope = v.slope;
-        a.act_out = v.out;
+        require(a.wscale != nullptr, "wscale is required");
+        set_epilogue(a, bias, act, act_in, act_slope, act_out);
         nb::gil_scoped_release release;
         dwr::float_conv(a, x.data(), out.data());
       },
