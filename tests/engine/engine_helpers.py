@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
 from dwr.backbones import create_model
 from dwr.binary import LearnableBias
+from dwr.engine.ops import FloatConv, State
 
 
 def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -46,3 +48,11 @@ def test_size(model: nn.Module) -> int:
 
 
 test_size.__test__ = False  # not a test
+
+
+def run_stem(op: FloatConv, x: np.ndarray, nchw: bool) -> np.ndarray:
+    """A stem op on NCHW ``x``, read as the model's NCHW input or given NHWC."""
+    state = (
+        State(x=x, nchw=True) if nchw else State(x=np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
+    )
+    return op.run(state).x

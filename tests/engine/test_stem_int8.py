@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from engine_helpers import random_model
+from engine_helpers import random_model, run_stem
 from test_files_and_errors import _repack, _split
 
 import dwr.engine as engine
@@ -21,7 +21,7 @@ import dwr.engine.compiled as compiled
 from dwr.engine import _kernels
 from dwr.engine.compiled import _PREFIX
 from dwr.engine.compiler import compile_ops
-from dwr.engine.ops import POOL_GEOMETRY, FloatConv, State, quantize_int8
+from dwr.engine.ops import POOL_GEOMETRY, FloatConv, quantize_int8
 from dwr.errors import DwrError
 from dwr.lowering import lower
 
@@ -88,13 +88,6 @@ def random_stem(case: int) -> tuple[FloatConv, np.ndarray, bool]:
     n = int(rng.integers(1, 4))
     x = rng.normal(0, 1.0, (n, c, *rng.integers(k + 6, 30, 2))) * rng.uniform(0.1, 10, (n, 1, 1, 1))
     return op, x.astype(F32), case % 4 != 3
-
-
-def run_stem(op: FloatConv, x: np.ndarray, nchw: bool) -> np.ndarray:
-    state = (
-        State(x=x, nchw=True) if nchw else State(x=np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
-    )
-    return op.run(state).x
 
 
 @pytest.mark.parametrize("case", range(30))

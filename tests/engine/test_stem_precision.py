@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from engine_helpers import random_model
+from engine_helpers import random_model, run_stem
 from test_files_and_errors import _repack, _split
 
 import dwr.engine as engine
@@ -87,13 +87,6 @@ def random_stem(case: int) -> tuple[FloatConv, np.ndarray, bool]:
     )
     x = rng.normal(0, 1.0, (int(rng.integers(1, 3)), c, *rng.integers(k + 6, 30, 2)))
     return op, x.astype(np.float32), case % 4 != 3
-
-
-def run_stem(op: FloatConv, x: np.ndarray, nchw: bool) -> np.ndarray:
-    state = (
-        State(x=x, nchw=True) if nchw else State(x=np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
-    )
-    return op.run(state).x
 
 
 @pytest.mark.parametrize("case", range(30))
