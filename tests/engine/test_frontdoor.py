@@ -96,6 +96,15 @@ def test_training_mode_and_missing_example_are_refused():
         convert(FOREIGN_MODELS["plain_sign"]().eval())
 
 
+def test_an_example_the_model_cannot_run_is_one_clear_error():
+    """The model's own failure on the example (here a 2x2 image pooled below 1 pixel) is one
+    DwrError naming the model and the input shape, not PyTorch's error from inside it."""
+    with pytest.raises(DwrError, match=r"PlainSignNet fails on the example input of shape "
+                       r"\(1, 3, 2, 2\) \(RuntimeError: ") as e:  # fmt: skip
+        convert(FOREIGN_MODELS["plain_sign"]().eval(), torch.randn(1, 3, 2, 2))
+    assert "\n" not in str(e.value)
+
+
 @pytest.mark.parametrize("name", list_models())
 def test_front_door_compiles_every_registered_model_as_the_plan_does(name):
     """Traced as a plain module (wrapped, so not recognised as a dwr backbone), every registered

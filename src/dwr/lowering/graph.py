@@ -47,7 +47,14 @@ class Graph:
         self.gm = fx.GraphModule(model, graph)
         self.nodes = list(graph.nodes)
         self.modules = dict(self.gm.named_modules())
-        self.values = self._run({}, example)
+        try:
+            self.values = self._run({}, example)
+        except Exception as exc:  # the model's own code: any error means "not on this input"
+            why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            raise DwrError(
+                f"{type(model).__name__} fails on the example input of shape "
+                f"{tuple(example.shape)} ({why}); give an input size the model accepts"
+            ) from None
 
     # -- values -----------------------------------------------------------------------------
     def _run(self, replace: dict[fx.Node, torch.Tensor], example: Any, upto=None) -> dict:
